@@ -1,0 +1,29 @@
+defmodule Dala.Application do
+  @moduledoc false
+  use Application
+
+  @impl true
+  def start(_type, _args) do
+    # Fail the start with the loader's own words when the native library is missing or broken.
+    case Code.ensure_loaded(:dala_dist_nif) do
+      {:module, _} ->
+        children = [
+          {Task.Supervisor, name: Dala.Dist.TaskSupervisor},
+          Dala.Dist.Server
+        ]
+
+        Supervisor.start_link(children, strategy: :one_for_one, name: Dala.Supervisor)
+
+      {:error, _} ->
+        {:error, {:nif_not_loaded, nif_load_error()}}
+    end
+  end
+
+  @doc false
+  def nif_load_error do
+    case :persistent_term.get({:dala_dist_nif, :load_error}, :none) do
+      :none -> "failed to load NIF library #{:code.priv_dir(:dala)}/dala_dist_nif.so"
+      message -> List.to_string(message)
+    end
+  end
+end
