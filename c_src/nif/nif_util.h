@@ -29,8 +29,7 @@ struct Atoms {
   ERL_NIF_TERM argument_error, runtime_error;
   // EPMD and gate results.
   ERL_NIF_TERM ready, timeout, cancelled, not_registered;
-  ERL_NIF_TERM closed, bad_reply, econnrefused, elapsed_ms, attempts, names, last_error,
-      epmd_port;
+  ERL_NIF_TERM closed, bad_reply, econnrefused, elapsed_ms, attempts, names, last_error, epmd_port;
   // Cookie results.
   ERL_NIF_TERM generated, weak_short, weak_distinct;
 };
