@@ -35,13 +35,17 @@ defmodule Mix.Tasks.Compile.DalaNif do
   end
 
   defp cmake(args, build_dir, step) do
-    # Configure once; afterwards `cmake --build` re-runs it by itself when CMakeLists.txt changes.
-    if step == :configure and File.exists?(Path.join(build_dir, "CMakeCache.txt")) and
-         not Mix.Utils.stale?(["CMakeLists.txt"], [Path.join(build_dir, "CMakeCache.txt")]) do
+    # Configure when the arguments change; otherwise `cmake --build` re-runs the configure
+    # step by itself whenever CMakeLists.txt changes.
+    stamp = Path.join(build_dir, "dala-configure-args")
+    wanted = Enum.join(args, "\n")
+
+    if step == :configure and File.read(stamp) == {:ok, wanted} do
       :ok
     else
       case System.cmd("cmake", args, stderr_to_stdout: true) do
         {_output, 0} ->
+          if step == :configure, do: File.write!(stamp, wanted)
           :ok
 
         {output, status} ->
