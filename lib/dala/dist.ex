@@ -1,10 +1,68 @@
 defmodule Dala.Dist do
   @moduledoc """
-  Platform-aware Erlang distribution startup for Dala apps.
+  Start Erlang distribution on a device safely and reliably, so that a developer's laptop can
+  attach to a Dala app (remote IEx, `:erpc`, hot code push, over-the-air update sessions).
+
+    * **iOS**: nothing to do; the launcher already passed `-name`.
+    * **Android**: starting distribution at boot races Android's hwui thread pool and aborts the
+      app, so the start is deferred by `:delay` ms. Then the library waits (up to
+      `:epmd_timeout`, 10 s by default) until the laptop's EPMD answers a real EPMD request
+      through `adb reverse tcp:4369 tcp:4369` — a dead tunnel that accepts and closes is not
+      mistaken for EPMD — and never spawns a local epmd. No EPMD in time: distribution is skipped
+      and the app runs on.
+    * **Host** (desktop builds, the laptop itself): the same steps; when no EPMD answers, one is
+      started from the running ERTS and ended again by `stop/0`.
+
+  Before `:net_kernel` starts, the library checks that the node name is not registered yet and
+  that the dist port is free, so a second phone with the same name is told so
+  (`{:name_in_use, node}`) instead of silently running without distribution.
+
+  ## Usage (in your app's start)
+
+      cookie = Dala.Dist.cookie_from_env("MY_APP_DIST_COOKIE", "my_app")
+      :ok = Dala.Dist.ensure_started(node: :"my_app@127.0.0.1", cookie: cookie)
+
+      # later, e.g. in a test or a diagnostics screen
+      Dala.Dist.status()
+      #=> {:started, :"my_app_emulator-5554@127.0.0.1"}
+
+  ## Cookie rotation
+
+  A running node changes its cookie with `Node.set_cookie/1`; no restart is needed. Existing
+  connections stay up; new connections need the new cookie.
   """
+
+  alias Dala.Dist.{Identity, Options, Server}
 
   @typedoc "The platform this build of the library was compiled for."
   @type platform :: :android | :ios | :host
+
+  @typedoc "Where distribution is; see `status/0`."
+  @type status ::
+          :idle
+          | {:waiting, :delay | :epmd}
+          | {:started, node()}
+          | {:skipped, :release | :no_epmd | :not_distributed}
+          | {:failed, failure()}
+
+  @typedoc "Why an attempt failed."
+  @type failure ::
+          {:name_in_use, node()}
+          | {:port_in_use, :inet.port_number()}
+          | {:net_kernel, term()}
+          | {:invalid_node, String.t()}
+          | {:epmd_start, term()}
+          | {:crashed, term()}
+
+  @typedoc "Options of `ensure_started/1`."
+  @type option ::
+          {:node, node()}
+          | {:cookie, atom()}
+          | {:delay, non_neg_integer()}
+          | {:dist_port, 1..65_535}
+          | {:listen_interface, :inet.ip_address()}
+          | {:epmd_timeout, pos_integer()}
+          | {:platform, platform()}
 
   @doc """
   The platform the native library was compiled for: `:android`, `:ios` or `:host`.
@@ -17,4 +75,204 @@ defmodule Dala.Dist do
   """
   @spec platform() :: platform()
   def platform, do: :dala_dist_nif.platform()
+
+  @doc """
+  Ensures Erlang distribution is running, or is being started, for the current platform.
+
+  Returns `:ok` at once and never blocks: the start runs in the background under the `:dala`
+  application's supervisor. Follow it with `status/0` or wait for it with `await/1`. Invalid
+  options raise `ArgumentError` naming the option; runtime conditions (no EPMD, a name in use)
+  never raise, they become the status.
+
+  Calling it again while a start is waiting or done changes nothing. After `stop/0`, or after a
+  skipped or failed attempt, it starts a new attempt.
+
+  ## Options
+
+    * `:node` - the node name atom, e.g. `:"my_app@127.0.0.1"` (required on Android and host).
+      `DALA_NODE_SUFFIX` (or the older spelling `dala_NODE_SUFFIX`) inserts a per-device suffix:
+      `:"my_app_<suffix>@127.0.0.1"`, see `apply_suffix/2`.
+    * `:cookie` - the cookie atom (required on Android and host); use `cookie_from_env/2`.
+    * `:delay` - ms to wait before starting, 0..3_600_000 (default 3_000 on Android, 0 on host).
+    * `:dist_port` - the dist listen port, 1..65535 (default `DALA_DIST_PORT`, else 9100).
+    * `:listen_interface` - the IP tuple the dist port listens on (default `{127, 0, 0, 1}` on
+      Android, where the laptop reaches the phone through `adb forward`; all interfaces on host).
+    * `:epmd_timeout` - how long to wait for EPMD, 1..3_600_000 ms (default 10_000).
+    * `:platform` - `:android`, `:ios` or `:host` (default `platform/0`); lets tests, emulators
+      and desktop builds pick a flow.
+
+  With `DALA_RELEASE=1` in the environment nothing starts (`{:skipped, :release}`).
+
+  ## Examples
+
+      iex> Dala.Dist.ensure_started(platform: :ios)
+      :ok
+      iex> Dala.Dist.status()
+      {:skipped, :not_distributed}
+      iex> Dala.Dist.stop()
+      :ok
+  """
+  @spec ensure_started([option()]) :: :ok
+  def ensure_started(opts \\ []) do
+    plan = Options.validate!(opts)
+
+    cond do
+      System.get_env("DALA_RELEASE") == "1" ->
+        settle({:skipped, :release})
+
+      plan.platform == :ios ->
+        settle(if Node.alive?(), do: {:started, node()}, else: {:skipped, :not_distributed})
+
+      true ->
+        Options.require_identity!(plan)
+        validate_node!(plan.node)
+
+        if Node.alive?() do
+          settle({:started, node()})
+        else
+          start(plan)
+        end
+    end
+  end
+
+  defp start(plan) do
+    case resolve_node(plan.node) do
+      {:ok, node} ->
+        plan = %{plan | node: node, dist_port: Identity.resolve_dist_port(plan.dist_port)}
+        GenServer.call(Server, {:start, plan})
+
+      {:error, message} ->
+        settle({:failed, {:invalid_node, message}})
+    end
+  end
+
+  defp validate_node!(node) do
+    :dala_dist_nif.validate_node(Atom.to_string(node))
+  rescue
+    e in ArgumentError -> reraise ArgumentError, "option :node: " <> e.message, __STACKTRACE__
+  end
+
+  # The suffix comes from the environment: a name it makes invalid is a runtime condition.
+  defp resolve_node(base) do
+    node = Identity.apply_suffix(base, Identity.suffix_from_env())
+    if node != base, do: require(Logger).info("Dala.Dist: node name resolved to #{node}")
+    {:ok, node}
+  rescue
+    e in ArgumentError -> {:error, "DALA_NODE_SUFFIX: " <> e.message}
+  end
+
+  defp settle(status), do: GenServer.call(Server, {:settle, status})
+
+  @doc """
+  Where distribution is.
+
+    * `:idle` - nothing asked to start, or stopped.
+    * `{:waiting, :delay}` / `{:waiting, :epmd}` - an attempt is under way.
+    * `{:started, node}` - distribution runs as `node`.
+    * `{:skipped, reason}` - `:release` (`DALA_RELEASE=1`), `:no_epmd` (no EPMD within
+      `:epmd_timeout`), `:not_distributed` (iOS without `-name`).
+    * `{:failed, reason}` - `{:name_in_use, node}`, `{:port_in_use, port}`,
+      `{:net_kernel, otp_reason}`, `{:invalid_node, message}`, `{:epmd_start, reason}`.
+
+  ## Examples
+
+      iex> Dala.Dist.stop()
+      :ok
+      iex> Dala.Dist.status()
+      :idle
+  """
+  @spec status() :: status()
+  def status, do: GenServer.call(Server, :status)
+
+  @doc """
+  Waits until the current attempt ends, for at most `timeout` ms (default 15_000).
+
+  Returns `{:ok, node}` when distribution started, `{:error, reason}` when it was skipped or
+  failed (the reasons of `status/0`), `{:error, :timeout}` when the timeout passes first,
+  `{:error, :idle}` when nothing was asked to start, and `{:error, :stopped}` when `stop/0`
+  ended the attempt.
+
+  ## Examples
+
+      iex> Dala.Dist.stop()
+      :ok
+      iex> Dala.Dist.await(100)
+      {:error, :idle}
+  """
+  @spec await(non_neg_integer()) :: {:ok, node()} | {:error, atom() | failure()}
+  def await(timeout \\ 15_000)
+
+  def await(timeout) when is_integer(timeout) and timeout >= 0 do
+    GenServer.call(Server, {:await, timeout}, :infinity)
+  end
+
+  def await(timeout) do
+    raise ArgumentError,
+          "timeout must be a non-negative integer (milliseconds), got: #{inspect(timeout, limit: 5)}"
+  end
+
+  @doc """
+  Stops distribution; the app runs on.
+
+  Cancels a pending start (a waiting EPMD gate wakes within milliseconds), disconnects every
+  connected node, stops `:net_kernel`, and ends the local EPMD only if this node started it and
+  no other node is registered with it. An EPMD it did not start (the laptop's, through the
+  tunnel, or a shared one) is never ended. Always returns `:ok`; `ensure_started/1` works again
+  afterwards.
+
+  ## Examples
+
+      # after an OTA session
+      Dala.Dist.ensure_started(node: :"my_app@127.0.0.1", cookie: session_cookie)
+      {:ok, _node} = Dala.Dist.await()
+      # ... receive BEAMs ...
+      :ok = Dala.Dist.stop()
+  """
+  @spec stop() :: :ok
+  def stop, do: GenServer.call(Server, :stop, 30_000)
+
+  @doc """
+  Derives this app's distribution cookie from the secret in the environment variable `env_var`.
+
+  The cookie is the lowercase hex of HKDF-SHA256 (RFC 5869) with the secret (trimmed of ASCII
+  whitespace) as input key material, the salt `"dala-dist-cookie-v1"` and `app_name` as info,
+  32 bytes long: the same secret and app name give the same cookie on the phone and on the
+  laptop (`mix dala.cookie ENV_VAR APP_NAME`), and two apps never share one.
+
+  When the variable is unset or empty, the cookie is derived from a random secret drawn once per
+  VM and kept in native memory, so no other node can attach; one warning names the variable.
+
+  Raises `ArgumentError` naming the argument for a bad `env_var` (not a non-empty binary, or
+  containing `=` or NUL) or `app_name` (not non-empty valid UTF-8 of at most 255 bytes), and
+  naming the variable and the rule for a weak secret (fewer than 16 bytes, or fewer than 8
+  distinct byte values). Neither the secret nor the cookie appears in any message or log.
+
+  ## Examples
+
+      iex> System.put_env("DALA_DOC_SECRET", "correct horse battery staple")
+      iex> Dala.Dist.cookie_from_env("DALA_DOC_SECRET", "my_app")
+      :"6c4e5b1b4d1b4d3a1b0cfb8ba2f9f8d87e8d3d0c8a5b1d1f9f6e3e2a7c1b0d9e"
+  """
+  @spec cookie_from_env(String.t(), String.t()) :: atom()
+  defdelegate cookie_from_env(env_var, app_name), to: Dala.Dist.Cookie, as: :from_env
+
+  @doc """
+  Inserts a device suffix into a node name: `<name>_<suffix>@<host>`.
+
+  `nil`, `""` or whitespace leave `base_node` unchanged; the suffix is trimmed, and every byte
+  outside `[A-Za-z0-9_-]` becomes `_`, so device serials always make valid names. The result
+  must be a valid node name of at most 255 characters, otherwise `ArgumentError` says what is
+  wrong (and no atom is created).
+
+  ## Examples
+
+      iex> Dala.Dist.apply_suffix(:"my_app@127.0.0.1", "zy22cr")
+      :"my_app_zy22cr@127.0.0.1"
+      iex> Dala.Dist.apply_suffix(:"my_app@127.0.0.1", "192.168.1.20:5555")
+      :"my_app_192_168_1_20_5555@127.0.0.1"
+      iex> Dala.Dist.apply_suffix(:my_app, "  ")
+      :my_app
+  """
+  @spec apply_suffix(node() | atom(), String.t() | nil) :: node()
+  defdelegate apply_suffix(base_node, suffix), to: Identity
 end

@@ -1,8 +1,325 @@
 defmodule Dala.Dist.Server do
   @moduledoc false
-  # PLACEHOLDER: the lifecycle state machine (issue 6).
+  # The lifecycle of one distribution attempt, as a state machine under Dala.Supervisor.
+  #
+  # The server only keeps state and answers quickly. The slow steps (the delay, the EPMD gate,
+  # the pre-checks, :net_kernel's start) run in one Task under Dala.Dist.TaskSupervisor, which
+  # reports its phases back. The server owns the gate handle, so stop/0 can cancel a waiting gate
+  # from here (the native wait wakes within milliseconds), and a crash of the server cancels it too.
   use GenServer
-  def start_link(_), do: GenServer.start_link(__MODULE__, :idle, name: __MODULE__)
+  require Logger
+
+  alias Dala.Dist.{Epmd, Identity}
+
+  @ip "127.0.0.1"
+
+  def start_link(_arg), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
+
   @impl true
-  def init(state), do: {:ok, state}
+  def init(nil) do
+    {:ok, %{status: :idle, attempt: nil, epmd_started: nil, waiters: []}}
+  end
+
+  @impl true
+  def handle_call({:start, plan}, _from, state) do
+    case state.status do
+      {:waiting, _} -> {:reply, :ok, state}
+      {:started, _} -> {:reply, :ok, state}
+      _ -> {:reply, :ok, begin(plan, state)}
+    end
+  end
+
+  def handle_call({:settle, status}, _from, state) do
+    case state.status do
+      {:waiting, _} -> {:reply, :ok, state}
+      {:started, _} -> {:reply, :ok, state}
+      _ -> {:reply, :ok, finish(state, status)}
+    end
+  end
+
+  def handle_call(:status, _from, state), do: {:reply, state.status, state}
+
+  def handle_call({:await, timeout}, from, state) do
+    case state.status do
+      :idle ->
+        {:reply, {:error, :idle}, state}
+
+      {:waiting, _} ->
+        timer = Process.send_after(self(), {:await_timeout, from}, timeout)
+        {:noreply, %{state | waiters: [{from, timer} | state.waiters]}}
+
+      final ->
+        {:reply, outcome(final), state}
+    end
+  end
+
+  def handle_call(:stop, _from, state) do
+    state = cancel_attempt(state)
+    disconnect_and_stop()
+    state = stop_own_epmd(state)
+    state = reply_waiters(state, {:error, :stopped})
+    if state.status != :idle, do: Logger.info("Dala.Dist: distribution stopped")
+    {:reply, :ok, %{state | status: :idle}}
+  end
+
+  @impl true
+  def handle_info({:dala_dist_phase, pid, phase}, %{attempt: %{task: %Task{pid: pid}}} = state) do
+    case phase do
+      {:epmd_started, port} ->
+        {:noreply, %{state | epmd_started: port}}
+
+      {:waiting, _} = status ->
+        log_status(status, state.attempt.plan)
+        {:noreply, %{state | status: status}}
+    end
+  end
+
+  def handle_info({ref, result}, %{attempt: %{task: %Task{ref: ref}}} = state) do
+    Process.demonitor(ref, [:flush])
+    {:noreply, finish(%{state | attempt: nil}, result)}
+  end
+
+  def handle_info({:DOWN, ref, :process, _pid, reason}, %{attempt: %{task: %Task{ref: ref}}} = state) do
+    {:noreply, finish(%{state | attempt: nil}, {:failed, {:crashed, reason}})}
+  end
+
+  def handle_info({:await_timeout, from}, state) do
+    case List.keytake(state.waiters, from, 0) do
+      {{^from, _timer}, waiters} ->
+        GenServer.reply(from, {:error, :timeout})
+        {:noreply, %{state | waiters: waiters}}
+
+      nil ->
+        {:noreply, state}
+    end
+  end
+
+  # Late messages of an attempt that was cancelled.
+  def handle_info(_message, state), do: {:noreply, state}
+
+  ## The attempt
+
+  defp begin(plan, state) do
+    gate = Epmd.new_gate()
+    server = self()
+
+    task =
+      Task.Supervisor.async_nolink(Dala.Dist.TaskSupervisor, fn -> run(plan, gate, server) end)
+
+    status = {:waiting, :delay}
+    log_status(status, plan)
+    %{state | status: status, attempt: %{task: task, gate: gate, plan: plan}}
+  end
+
+  @doc false
+  # Runs in the attempt's task; returns the final status.
+  def run(plan, gate, server) do
+    Process.sleep(plan.delay)
+    phase(server, {:waiting, :epmd})
+    epmd_port = Epmd.port()
+
+    with :ok <- ensure_epmd(plan, gate, server, epmd_port),
+         :ok <- precheck(plan, epmd_port),
+         :ok <- prepare(plan),
+         {:ok, _pid} <- :net_kernel.start(plan.node, %{name_domain: :longnames}) do
+      true = Node.set_cookie(plan.cookie)
+      {:started, node()}
+    else
+      {:error, reason} -> classify_net_kernel_error(reason, plan, epmd_port)
+      status -> status
+    end
+  end
+
+  defp phase(server, phase), do: send(server, {:dala_dist_phase, self(), phase})
+
+  defp ensure_epmd(%{platform: :android} = plan, gate, _server, port) do
+    await_gate(gate, port, plan.epmd_timeout)
+  end
+
+  defp ensure_epmd(plan, gate, server, port) do
+    case Epmd.names(port: port, timeout: 500) do
+      {:ok, _} ->
+        :ok
+
+      {:error, _reason} ->
+        # The desktop flow: no EPMD yet, so start one from this ERTS, and remember it.
+        case Epmd.start_daemon(port) do
+          :ok ->
+            phase(server, {:epmd_started, port})
+            await_gate(gate, port, plan.epmd_timeout)
+
+          {:error, reason} ->
+            {:failed, {:epmd_start, reason}}
+        end
+    end
+  end
+
+  defp await_gate(gate, port, timeout) do
+    case Epmd.wait(gate, timeout, port: port, ip: @ip) do
+      {:ready, _info} -> :ok
+      {:timeout, info} -> {:skipped, :no_epmd, info}
+      {:cancelled, _info} -> {:skipped, :cancelled}
+    end
+    |> case do
+      {:skipped, :no_epmd, info} ->
+        Logger.warning(
+          "Dala.Dist: no EPMD answered on #{@ip}:#{port} within #{timeout} ms " <>
+            "(last error: #{inspect(info.last_error)}, #{info.attempts} attempts); " <>
+            "running without distribution"
+        )
+
+        {:skipped, :no_epmd}
+
+      other ->
+        other
+    end
+  end
+
+  defp precheck(plan, epmd_port) do
+    name = plan.node |> Atom.to_string() |> String.split("@") |> hd()
+
+    case Epmd.port_please(name, port: epmd_port, ip: @ip, timeout: 1_000) do
+      {:ok, _port} ->
+        Logger.error(
+          "Dala.Dist: node name #{plan.node} is already registered with EPMD; " <>
+            "give each device its own name with DALA_NODE_SUFFIX"
+        )
+
+        {:failed, {:name_in_use, plan.node}}
+
+      _not_registered_or_unknown ->
+        case Identity.check_port_free(plan.dist_port, plan.listen_interface) do
+          :ok -> :ok
+          {:error, reason} -> {:failed, reason}
+        end
+    end
+  end
+
+  defp prepare(plan) do
+    if plan.platform == :android, do: ensure_cookie_dir()
+    Identity.dist_listen_env(plan.dist_port, plan.listen_interface)
+    :ok
+  end
+
+  # OTP's auth reads (or creates) $HOME/.erlang.cookie, else the XDG config directory's
+  # erlang/.erlang.cookie; some Android launchers leave HOME unset, and then the start fails.
+  defp ensure_cookie_dir do
+    home =
+      case System.get_env("HOME") do
+        home when home in [nil, ""] ->
+          home = File.cwd!()
+          System.put_env("HOME", home)
+          home
+
+        home ->
+          home
+      end
+
+    _ = File.mkdir_p(:filename.basedir(:user_config, ~c"erlang") |> List.to_string())
+    _ = File.mkdir_p(Path.join([home, ".config", "erlang"]))
+    :ok
+  end
+
+  # OTP reports a taken name, a busy port and a bad name alike; ask again to say which.
+  defp classify_net_kernel_error(reason, plan, epmd_port) do
+    case precheck(plan, epmd_port) do
+      {:failed, _} = failed -> failed
+      :ok -> {:failed, {:net_kernel, reason}}
+    end
+  end
+
+  ## Ending
+
+  defp finish(state, status) do
+    log_status(status, state.attempt && state.attempt.plan)
+    reply_waiters(%{state | status: status}, outcome(status))
+  end
+
+  defp outcome({:started, node}), do: {:ok, node}
+  defp outcome({:skipped, reason}), do: {:error, reason}
+  defp outcome({:failed, reason}), do: {:error, reason}
+  defp outcome(:idle), do: {:error, :idle}
+
+  defp reply_waiters(state, reply) do
+    for {from, timer} <- state.waiters do
+      Process.cancel_timer(timer)
+      GenServer.reply(from, reply)
+    end
+
+    %{state | waiters: []}
+  end
+
+  defp cancel_attempt(%{attempt: nil} = state), do: state
+
+  defp cancel_attempt(%{attempt: %{task: task, gate: gate}} = state) do
+    Epmd.cancel(gate)
+    Task.shutdown(task, :brutal_kill)
+    %{state | attempt: nil}
+  end
+
+  defp disconnect_and_stop do
+    if Node.alive?() do
+      Enum.each(Node.list([:visible, :hidden]), &Node.disconnect/1)
+      _ = :net_kernel.stop()
+    end
+
+    :ok
+  end
+
+  # Ends the EPMD this node started, and only once no node is registered with it any more
+  # (EPMD notices our own unregistration asynchronously, so give it a moment).
+  defp stop_own_epmd(%{epmd_started: nil} = state), do: state
+
+  defp stop_own_epmd(%{epmd_started: port} = state) do
+    case wait_until_empty(port, 20) do
+      :empty ->
+        _ = Epmd.kill(port: port, ip: @ip, timeout: 1_000)
+        Logger.info("Dala.Dist: stopped the EPMD this node started on port #{port}")
+
+      {:names, names} ->
+        Logger.info(
+          "Dala.Dist: leaving the EPMD on port #{port} running, other nodes use it: " <>
+            Enum.map_join(names, ", ", &elem(&1, 0))
+        )
+
+      {:error, _reason} ->
+        :ok
+    end
+
+    %{state | epmd_started: nil}
+  end
+
+  defp wait_until_empty(port, tries_left) do
+    case Epmd.names(port: port, ip: @ip, timeout: 500) do
+      {:ok, %{names: []}} ->
+        :empty
+
+      {:ok, %{names: names}} when tries_left <= 1 ->
+        {:names, names}
+
+      {:ok, _names} ->
+        Process.sleep(50)
+        wait_until_empty(port, tries_left - 1)
+
+      {:error, reason} ->
+        {:error, reason}
+    end
+  end
+
+  ## Logging: one line per state change, never the cookie.
+
+  defp log_status({:waiting, :delay}, plan),
+    do: Logger.info("Dala.Dist: starting #{plan.node} in #{plan.delay} ms (#{plan.platform})")
+
+  defp log_status({:waiting, :epmd}, _plan),
+    do: Logger.info("Dala.Dist: waiting for EPMD on #{@ip}:#{Epmd.port()}")
+
+  defp log_status({:started, node}, _plan), do: Logger.info("Dala.Dist: distribution started as #{node}")
+  defp log_status({:skipped, :no_epmd}, _plan), do: :ok
+  defp log_status({:skipped, reason}, _plan), do: Logger.info("Dala.Dist: distribution skipped (#{reason})")
+
+  defp log_status({:failed, reason}, _plan),
+    do: Logger.error("Dala.Dist: distribution failed: #{inspect(reason)}")
+
+  defp log_status(_status, _plan), do: :ok
 end

@@ -1,0 +1,102 @@
+defmodule Dala.Dist.Options do
+  @moduledoc false
+  # Validation of ensure_started/1's options, in the caller's process, before anything starts.
+  # Messages name the option and never echo the cookie.
+
+  @allowed [:node, :cookie, :delay, :dist_port, :listen_interface, :epmd_timeout, :platform]
+  @max_ms 3_600_000
+
+  @doc false
+  def max_ms, do: @max_ms
+
+  @doc false
+  def validate!(opts) do
+    unless Keyword.keyword?(opts) do
+      raise ArgumentError, "options must be a keyword list, got: #{inspect_type(opts)}"
+    end
+
+    case Enum.reject(Keyword.keys(opts), &(&1 in @allowed)) do
+      [] -> :ok
+      unknown -> raise ArgumentError, "unknown option(s) #{inspect(unknown)}; allowed: #{inspect(@allowed)}"
+    end
+
+    platform = Keyword.get(opts, :platform, :dala_dist_nif.platform())
+
+    unless platform in [:android, :ios, :host] do
+      raise ArgumentError, "option :platform must be :android, :ios or :host, got: #{inspect(platform)}"
+    end
+
+    default_delay = if platform == :android, do: 3_000, else: 0
+
+    %{
+      platform: platform,
+      node: Keyword.get(opts, :node),
+      cookie: Keyword.get(opts, :cookie),
+      delay: ms!(opts, :delay, default_delay, 0),
+      epmd_timeout: ms!(opts, :epmd_timeout, 10_000, 1),
+      dist_port: port!(Keyword.get(opts, :dist_port)),
+      listen_interface: interface!(opts, platform)
+    }
+  end
+
+  @doc false
+  # :node and :cookie are required where this library starts distribution (Android, host).
+  def require_identity!(%{node: node, cookie: cookie}) do
+    unless is_atom(node) and node not in [nil, true, false] do
+      raise ArgumentError, "option :node must be a node name atom such as :\"my_app@127.0.0.1\", got: #{inspect_type(node)}"
+    end
+
+    unless is_atom(cookie) and cookie not in [nil, true, false, :""] do
+      # Never inspect the value: it may be a secret given as the wrong type.
+      raise ArgumentError, "option :cookie must be a non-empty atom (see cookie_from_env/2), got: #{type_name(cookie)}"
+    end
+
+    :ok
+  end
+
+  defp ms!(opts, key, default, min) do
+    case Keyword.get(opts, key, default) do
+      ms when is_integer(ms) and ms >= min and ms <= @max_ms ->
+        ms
+
+      other ->
+        raise ArgumentError,
+              "option #{inspect(key)} must be an integer in #{min}..#{@max_ms} (milliseconds), got: #{inspect_type(other)}"
+    end
+  end
+
+  defp port!(nil), do: nil
+  defp port!(port) when is_integer(port) and port in 1..65_535, do: port
+
+  defp port!(other) do
+    raise ArgumentError, "option :dist_port must be an integer in 1..65535, got: #{inspect_type(other)}"
+  end
+
+  defp interface!(opts, platform) do
+    default = if platform == :android, do: {127, 0, 0, 1}, else: nil
+
+    case Keyword.get(opts, :listen_interface, default) do
+      nil ->
+        nil
+
+      ip when is_tuple(ip) ->
+        if :inet.ntoa(ip) != {:error, :einval} do
+          ip
+        else
+          raise ArgumentError, "option :listen_interface must be an IP address tuple, got: #{inspect_type(ip)}"
+        end
+
+      other ->
+        raise ArgumentError, "option :listen_interface must be an IP address tuple, got: #{inspect_type(other)}"
+    end
+  end
+
+  # Bounded inspection, so that a huge or binary argument cannot flood a message.
+  defp inspect_type(term), do: inspect(term, limit: 5, printable_limit: 64)
+
+  defp type_name(term) when is_binary(term), do: "a binary"
+  defp type_name(term) when is_list(term), do: "a list"
+  defp type_name(term) when is_integer(term), do: "an integer"
+  defp type_name(term) when is_atom(term), do: inspect(term)
+  defp type_name(_term), do: "another term"
+end

@@ -1,0 +1,330 @@
+defmodule Dala.LifecycleTest do
+  # Starts and stops distribution in this VM, whose EPMD port is private (see test_helper.exs).
+  use ExUnit.Case, async: false
+  @moduletag :vm_dist
+
+  alias Dala.Dist
+  alias Dala.Test.{Net, Peer}
+
+  @secret_var "DALA_LIFECYCLE_TEST_SECRET"
+
+  setup do
+    Dist.stop()
+    # This VM's EPMD port, as OTP's erl_epmd uses it; nothing listens there between tests.
+    epmd_port = Dala.Dist.Epmd.port()
+    refute epmd_port == 4369
+    System.put_env(@secret_var, Base.encode64(:crypto.strong_rand_bytes(24)))
+
+    on_exit(fn ->
+      Dist.stop()
+      System.delete_env(@secret_var)
+      System.delete_env("DALA_NODE_SUFFIX")
+      System.delete_env("DALA_RELEASE")
+    end)
+
+    %{
+      epmd_port: epmd_port,
+      cookie: Dist.cookie_from_env(@secret_var, "lifecycle_app"),
+      node: :"phone#{System.unique_integer([:positive])}@127.0.0.1",
+      dist_port: Net.free_port()
+    }
+  end
+
+  defp start_real_epmd do
+    port = Net.free_port()
+    pid = Net.start_epmd(port)
+    on_exit(fn -> Net.stop_epmd(pid) end)
+    port
+  end
+
+  # The laptop: derives the cookie itself from the same secret, attaches, and calls the phone.
+  defp laptop_erpc(phone, epmd_port, app \\ "lifecycle_app") do
+    eval = """
+    C = 'Elixir.Dala.Dist':cookie_from_env(<<"#{@secret_var}">>, <<"#{app}">>),
+    erlang:set_cookie(C),
+    R = (catch erpc:call('#{phone}', erlang, node, [], 5000)),
+    io:format("erpc:~p~n", [R]),
+    halt().
+    """
+
+    {out, 0} =
+      Peer.eval(:"laptop#{System.unique_integer([:positive])}@127.0.0.1", epmd_port, eval, [
+        {@secret_var, System.fetch_env!(@secret_var)}
+      ])
+
+    out
+  end
+
+  describe "Android flow" do
+    test "honours the delay, waits for EPMD, starts when a tunnel to a real epmd appears, and a laptop attaches",
+         ctx do
+      laptop_epmd = start_real_epmd()
+
+      :ok =
+        Dist.ensure_started(
+          platform: :android,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          delay: 300,
+          dist_port: ctx.dist_port
+        )
+
+      assert Dist.status() == {:waiting, :delay}
+      Process.sleep(450)
+      # Past the delay, with nothing on the phone's EPMD port: waiting for EPMD, not started.
+      assert Dist.status() == {:waiting, :epmd}
+      refute Node.alive?()
+
+      # `adb reverse` comes up: the phone's EPMD port now reaches the laptop's epmd.
+      tunnel = Net.forwarder(ctx.epmd_port, laptop_epmd)
+      assert {:ok, node} = Dist.await(5_000)
+      assert node == ctx.node
+      assert Dist.status() == {:started, ctx.node}
+      assert Node.alive?() and node() == ctx.node
+
+      # The dist port is pinned and listens on loopback 127.0.0.1 only.
+      assert {:ok, s} = :gen_tcp.connect({127, 0, 0, 1}, ctx.dist_port, [], 1_000)
+      :gen_tcp.close(s)
+      assert {:error, :econnrefused} = :gen_tcp.connect({127, 0, 0, 2}, ctx.dist_port, [], 1_000)
+
+      # The laptop (a separate OS process using the laptop's epmd) attaches with the same cookie.
+      assert laptop_erpc(ctx.node, laptop_epmd) =~ "erpc:'#{ctx.node}'"
+      # A laptop with another app's cookie cannot.
+      refute laptop_erpc(ctx.node, laptop_epmd, "other_app") =~ "erpc:'#{ctx.node}'"
+
+      :ok = Dist.stop()
+      refute Node.alive?()
+      assert Dist.status() == :idle
+      # The laptop's epmd, reached through the tunnel, is never ended by the phone.
+      assert {:ok, _} = Dala.Dist.Epmd.names(port: laptop_epmd)
+      Net.stop_listener(tunnel)
+    end
+
+    test "a dead tunnel is not EPMD: no EPMD in time gives {:skipped, :no_epmd} at the deadline",
+         ctx do
+      tunnel = Net.dead_tunnel(ctx.epmd_port)
+
+      :ok =
+        Dist.ensure_started(
+          platform: :android,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          delay: 0,
+          epmd_timeout: 400,
+          dist_port: ctx.dist_port
+        )
+
+      t0 = System.monotonic_time(:millisecond)
+      assert Dist.await(5_000) == {:error, :no_epmd}
+      assert System.monotonic_time(:millisecond) - t0 >= 350
+      assert Dist.status() == {:skipped, :no_epmd}
+      refute Node.alive?()
+      Net.stop_listener(tunnel)
+    end
+
+    test "a device suffix from DALA_NODE_SUFFIX gives the node its own name", ctx do
+      laptop_epmd = start_real_epmd()
+      tunnel = Net.forwarder(ctx.epmd_port, laptop_epmd)
+      System.put_env("DALA_NODE_SUFFIX", "emulator-5554")
+
+      :ok =
+        Dist.ensure_started(
+          platform: :android,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          delay: 0,
+          dist_port: ctx.dist_port
+        )
+
+      [name, host] = ctx.node |> Atom.to_string() |> String.split("@")
+      expected = :"#{name}_emulator-5554@#{host}"
+      assert Dist.await(5_000) == {:ok, expected}
+      assert node() == expected
+      Dist.stop()
+      Net.stop_listener(tunnel)
+    end
+
+    test "a name already registered with EPMD fails with {:name_in_use, node} before starting",
+         ctx do
+      laptop_epmd = start_real_epmd()
+      tunnel = Net.forwarder(ctx.epmd_port, laptop_epmd)
+      other = Peer.start(ctx.node, laptop_epmd)
+      on_exit(fn -> Peer.stop(other) end)
+
+      :ok =
+        Dist.ensure_started(
+          platform: :android,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          delay: 0,
+          dist_port: ctx.dist_port
+        )
+
+      assert Dist.await(5_000) == {:error, {:name_in_use, ctx.node}}
+      assert Dist.status() == {:failed, {:name_in_use, ctx.node}}
+      refute Node.alive?()
+      Net.stop_listener(tunnel)
+    end
+
+    test "a dist port already bound fails with {:port_in_use, port}", ctx do
+      laptop_epmd = start_real_epmd()
+      tunnel = Net.forwarder(ctx.epmd_port, laptop_epmd)
+      {:ok, busy} = :gen_tcp.listen(ctx.dist_port, ip: {127, 0, 0, 1})
+
+      :ok =
+        Dist.ensure_started(
+          platform: :android,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          delay: 0,
+          dist_port: ctx.dist_port
+        )
+
+      assert Dist.await(5_000) == {:error, {:port_in_use, ctx.dist_port}}
+      refute Node.alive?()
+      :gen_tcp.close(busy)
+      Net.stop_listener(tunnel)
+    end
+  end
+
+  describe "host flow" do
+    test "without an EPMD, starts one, and stop/0 ends it", ctx do
+      assert {:error, _} = Dala.Dist.Epmd.names(port: ctx.epmd_port, timeout: 200)
+
+      :ok =
+        Dist.ensure_started(
+          platform: :host,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          dist_port: ctx.dist_port
+        )
+
+      assert Dist.await(10_000) == {:ok, ctx.node}
+      assert {:ok, %{names: names}} = Dala.Dist.Epmd.names(port: ctx.epmd_port)
+      assert Enum.any?(names, fn {name, port} -> ctx.node |> Atom.to_string() =~ name and port == ctx.dist_port end)
+
+      :ok = Dist.stop()
+      refute Node.alive?()
+      assert {:error, _} = Dala.Dist.Epmd.names(port: ctx.epmd_port, timeout: 200)
+    end
+
+    test "with a foreign EPMD running, uses it, and stop/0 leaves it running", ctx do
+      foreign = Net.start_epmd(ctx.epmd_port)
+      on_exit(fn -> Net.stop_epmd(foreign) end)
+
+      :ok = Dist.ensure_started(platform: :host, node: ctx.node, cookie: ctx.cookie, dist_port: ctx.dist_port)
+      assert Dist.await(10_000) == {:ok, ctx.node}
+      :ok = Dist.stop()
+      refute Node.alive?()
+      assert {:ok, %{names: _}} = Dala.Dist.Epmd.names(port: ctx.epmd_port)
+    end
+  end
+
+  describe "stop/0" do
+    test "during the delay cancels the pending start", ctx do
+      :ok = Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+      assert Dist.status() == {:waiting, :delay}
+      assert :ok = Dist.stop()
+      assert Dist.status() == :idle
+      assert Dist.await(0) == {:error, :idle}
+      Process.sleep(100)
+      assert Dist.status() == :idle
+      assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+    end
+
+    test "during the EPMD gate wakes the gate within milliseconds", ctx do
+      :ok =
+        Dist.ensure_started(
+          platform: :android,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          delay: 0,
+          epmd_timeout: 60_000
+        )
+
+      wait_for_status({:waiting, :epmd})
+      waiter = Task.async(fn -> Dist.await(60_000) end)
+      Process.sleep(50)
+      {micros, :ok} = :timer.tc(&Dist.stop/0)
+      assert Task.await(waiter) == {:error, :stopped}
+      assert Dist.status() == :idle
+      # Far below the 60 s deadline: the gate was woken, not waited out.
+      assert micros < 2_000_000
+      assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+    end
+
+    test "is :ok when nothing runs, and twice in a row" do
+      assert Dist.stop() == :ok
+      assert Dist.stop() == :ok
+      assert Dist.status() == :idle
+    end
+  end
+
+  test "a second ensure_started/1 while waiting changes nothing and starts nothing twice", ctx do
+    :ok = Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+    :ok = Dist.ensure_started(platform: :android, node: :"other@127.0.0.1", cookie: ctx.cookie, delay: 0)
+    assert Dist.status() == {:waiting, :delay}
+    assert length(Task.Supervisor.children(Dala.Dist.TaskSupervisor)) == 1
+  end
+
+  test "iOS: nothing starts; without -name the status is {:skipped, :not_distributed}" do
+    :ok = Dist.ensure_started(platform: :ios)
+    assert Dist.status() == {:skipped, :not_distributed}
+    assert Dist.await() == {:error, :not_distributed}
+    refute Node.alive?()
+  end
+
+  test "release builds: DALA_RELEASE=1 starts nothing", ctx do
+    System.put_env("DALA_RELEASE", "1")
+    :ok = Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 0)
+    assert Dist.status() == {:skipped, :release}
+    assert Dist.await() == {:error, :release}
+    assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+  end
+
+  test "an already alive node reports {:started, node()}; iOS too", ctx do
+    foreign = Net.start_epmd(ctx.epmd_port)
+    on_exit(fn -> Net.stop_epmd(foreign) end)
+    {:ok, _} = :net_kernel.start(ctx.node, %{name_domain: :longnames})
+
+    :ok = Dist.ensure_started(platform: :android, node: :"x@127.0.0.1", cookie: ctx.cookie)
+    assert Dist.status() == {:started, ctx.node}
+    Dist.stop()
+    refute Node.alive?()
+    {:ok, _} = :net_kernel.start(ctx.node, %{name_domain: :longnames})
+    :ok = Dist.ensure_started(platform: :ios)
+    assert Dist.status() == {:started, ctx.node}
+  end
+
+  test "50 start/stop cycles leave open fds and process counts where they were", ctx do
+    foreign = Net.start_epmd(ctx.epmd_port)
+    on_exit(fn -> Net.stop_epmd(foreign) end)
+
+    cycle = fn ->
+      :ok = Dist.ensure_started(platform: :host, node: ctx.node, cookie: ctx.cookie, dist_port: ctx.dist_port)
+      {:ok, _} = Dist.await(10_000)
+      :ok = Dist.stop()
+    end
+
+    # Warm up once (first use loads modules and starts long-lived kernel processes).
+    cycle.()
+    fds = Net.open_fd_count()
+    procs = length(Process.list())
+    for _ <- 1..50, do: cycle.()
+    assert Net.open_fd_count() <= fds + 2
+    assert length(Process.list()) <= procs + 2
+  end
+
+  defp wait_again(wanted, tries) do
+    Process.sleep(10)
+    wait_for_status(wanted, tries - 1)
+  end
+
+  defp wait_for_status(wanted, tries \\ 200) do
+    cond do
+      Dist.status() == wanted -> :ok
+      tries == 0 -> flunk("status never became #{inspect(wanted)}: #{inspect(Dist.status())}")
+      true -> wait_again(wanted, tries)
+    end
+  end
+end

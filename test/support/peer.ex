@@ -1,0 +1,73 @@
+defmodule Dala.Test.Peer do
+  @moduledoc """
+  Separate OS-process BEAM nodes for tests: the "laptop" that attaches to a node, or another
+  "phone" of the same app. Each runs `erl` with this build's code paths and the EPMD port given,
+  and is ended by PID when the test ends.
+  """
+
+  @doc "Code paths (`-pa`) that give a peer this build of dala and Elixir."
+  def code_paths do
+    dala = :code.lib_dir(:dala) |> Path.join("ebin")
+    elixir = :code.lib_dir(:elixir) |> Path.join("ebin")
+    logger = :code.lib_dir(:logger) |> Path.join("ebin")
+    Enum.flat_map([dala, elixir, logger], &["-pa", to_string(&1)])
+  end
+
+  @doc """
+  Runs `eval` (Erlang expressions, ending with `halt()`) in a new node named `name` whose EPMD
+  port is `epmd_port`; returns `{output, exit_status}`. `env` adds environment variables.
+  """
+  def eval(name, epmd_port, eval, env \\ [], timeout \\ 30_000) do
+    args =
+      ["-noshell", "-name", to_string(name), "-setcookie", "dala_test_placeholder"] ++
+        code_paths() ++ ["-eval", eval]
+
+    env = [{"ERL_EPMD_PORT", Integer.to_string(epmd_port)} | env]
+    task = Task.async(fn -> System.cmd(erl(), args, env: env, stderr_to_stdout: true) end)
+
+    case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
+      {:ok, result} -> result
+      nil -> {"peer #{name} timed out after #{timeout} ms", :timeout}
+    end
+  end
+
+  @doc """
+  Starts a node named `name` that registers with the EPMD on `epmd_port` and stays up; returns
+  its OS PID. The node prints `ready` once it is registered. `stop/1` ends it.
+  """
+  def start(name, epmd_port, env \\ []) do
+    args =
+      ["-noshell", "-name", to_string(name), "-setcookie", "dala_test_other"] ++
+        ["-eval", "io:format(\"ready~n\")"]
+
+    env = Enum.map([{"ERL_EPMD_PORT", Integer.to_string(epmd_port)} | env], fn {k, v} -> {String.to_charlist(k), String.to_charlist(v)} end)
+
+    port =
+      Port.open({:spawn_executable, erl()}, [:binary, :exit_status, :stderr_to_stdout, args: args, env: env])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+
+    receive do
+      {^port, {:data, data}} ->
+        if data =~ "ready", do: {port, os_pid}, else: raise("peer #{name} failed: #{data}")
+
+      {^port, {:exit_status, status}} ->
+        raise "peer #{name} exited with status #{status}"
+    after
+      15_000 -> raise "peer #{name} did not start"
+    end
+  end
+
+  @doc "Ends a node started with `start/3`, by its OS PID."
+  def stop({port, os_pid}) do
+    System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+
+    receive do
+      {^port, {:exit_status, _}} -> :ok
+    after
+      5_000 -> :ok
+    end
+  end
+
+  defp erl, do: System.find_executable("erl")
+end
