@@ -39,44 +39,56 @@ bool sleep_or_wake(int fd, Clock::time_point until) {
 
 }  // namespace
 
-Gate::Gate() {
-#if defined(__linux__)
-  wake_read_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_read_.valid()) throw std::system_error(errno, std::generic_category(), "eventfd");
-#else
-  int fds[2];
-  if (::pipe(fds) < 0) throw std::system_error(errno, std::generic_category(), "pipe");
-  wake_read_.reset(fds[0]);
-  wake_write_.reset(fds[1]);
-  for (int fd : fds) {
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  }
-#endif
-}
+namespace {
 
-void Gate::cancel() noexcept {
-  // The flag first, then the wake-up: a waiter that sees the fd readable also sees the flag.
-  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
-  const int fd = wake_write_.valid() ? wake_write_.get() : wake_read_.get();
+// One wait's wake-up: an eventfd (read and write are the same fd) or a pipe.
+class WakeFd {
+ public:
+  WakeFd() {
+#if defined(__linux__)
+    read_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!read_.valid()) throw std::system_error(errno, std::generic_category(), "eventfd");
+#else
+    int fds[2];
+    if (::pipe(fds) < 0) throw std::system_error(errno, std::generic_category(), "pipe");
+    read_.reset(fds[0]);
+    write_.reset(fds[1]);
+    for (int fd : fds) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+#endif
+  }
+  int read_fd() const noexcept { return read_.get(); }
+  int write_fd() const noexcept { return write_.valid() ? write_.get() : read_.get(); }
+
+ private:
+  Fd read_;
+  Fd write_;  // invalid for an eventfd
+};
+
+void signal_fd(int fd) noexcept {
 #if defined(__linux__)
   const uint64_t one = 1;
+#else
+  const char one = 1;
+#endif
   ssize_t rc;
   do rc = ::write(fd, &one, sizeof one);
   while (rc < 0 && errno == EINTR);
-#else
-  const char one = 1;
-  ssize_t rc;
-  do rc = ::write(fd, &one, 1);
-  while (rc < 0 && errno == EINTR);
-#endif
   (void)rc;  // EAGAIN means it is readable already, which is all we need
 }
 
+}  // namespace
+
+void Gate::cancel() noexcept {
+  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int fd : wake_fds_) signal_fd(fd);
+}
+
 void Gate::rearm() noexcept {
-  uint64_t buf[8];
-  while (::read(wake_read_.get(), buf, sizeof buf) > 0) {
-  }
+  std::lock_guard<std::mutex> lock(mu_);
   cancelled_.store(false, std::memory_order_release);
 }
 
@@ -84,6 +96,28 @@ WaitResult Gate::wait(const Endpoint& ep, milliseconds timeout, const Backoff& b
   const auto start = Clock::now();
   const auto deadline = start + timeout;
   WaitResult r;
+
+  const WakeFd wake;
+  {
+    // Registered under the lock, after checking the flag under it: a cancel() either comes
+    // before (we see the flag) or finds our fd in the list.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (is_cancelled()) {
+      r.kind = WaitResult::Kind::Cancelled;
+      r.elapsed_ms = ms_since(start);
+      return r;
+    }
+    wake_fds_.push_back(wake.write_fd());
+  }
+  struct Unregister {
+    Gate* gate;
+    int fd;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(gate->mu_);
+      auto& v = gate->wake_fds_;
+      v.erase(std::find(v.begin(), v.end(), fd));
+    }
+  } unregister{this, wake.write_fd()};
   auto sleep = std::max(backoff.initial, std::chrono::microseconds(1));
   const auto cap = std::max(backoff.max, sleep);
   const unsigned factor = std::max(backoff.factor, 1u);
@@ -100,7 +134,7 @@ WaitResult Gate::wait(const Endpoint& ep, milliseconds timeout, const Backoff& b
     ++r.attempts;
     const auto own_deadline = Clock::now() + backoff.attempt_timeout;
     const bool cut_short = deadline < own_deadline;
-    const IoLimits limits{cut_short ? deadline : own_deadline, wake_read_.get()};
+    const IoLimits limits{cut_short ? deadline : own_deadline, wake.read_fd()};
     auto outcome = names(ep, limits);
     if (outcome.status == Status::Ok) {
       r.kind = WaitResult::Kind::Ready;
@@ -118,7 +152,9 @@ WaitResult Gate::wait(const Endpoint& ep, milliseconds timeout, const Backoff& b
       r.last_error = outcome.reason;
     }
     const auto wake_at = std::min(Clock::now() + sleep, deadline);
-    if (sleep_or_wake(wake_read_.get(), wake_at) && is_cancelled()) {
+    // Only cancel() ever signals the wake fd, so being woken means cancelled (even if a
+    // rearm() has cleared the flag since).
+    if (sleep_or_wake(wake.read_fd(), wake_at)) {
       r.kind = WaitResult::Kind::Cancelled;
       break;
     }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,28 +40,33 @@ struct WaitResult {
   uint32_t epmd_port = 0;              // Ready only: the port EPMD says it listens on
 };
 
-// A cancellable gate. Owns one wake fd (an eventfd on Linux, a pipe elsewhere).
+// A cancellable gate.
 //
-// cancel() is thread-safe, idempotent and async-signal-safe, and it is sticky: every wait() that
-// is running or starts later returns Cancelled at once, until rearm(). Several threads may wait()
-// on one Gate at the same time; rearm() must not run concurrently with wait().
+// A Gate holds no fd between waits: each wait() opens its own wake fd (an eventfd on Linux, a
+// pipe elsewhere), registers it for cancel() and closes it before returning, so no fd outlives
+// a wait however long the Gate itself lives (a NIF resource lives until garbage collection).
+//
+// cancel() is thread-safe and idempotent, and it is sticky: every wait() that is running or
+// starts later returns Cancelled at once, until rearm(). Several threads may wait() on one Gate
+// at the same time.
 class Gate {
  public:
-  Gate();  // throws std::system_error when no fd is available
+  Gate() = default;
   Gate(const Gate&) = delete;
   Gate& operator=(const Gate&) = delete;
   ~Gate() = default;
 
+  // Throws std::system_error when no fd is available for the wake-up.
   WaitResult wait(const Endpoint& ep, std::chrono::milliseconds timeout,
                   const Backoff& backoff = Backoff{});
   void cancel() noexcept;
   bool is_cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
-  // Clears a cancel so the Gate can wait again. Not concurrent with wait().
+  // Clears a cancel so the Gate can wait again; waits already cancelled stay cancelled.
   void rearm() noexcept;
 
  private:
-  Fd wake_read_;
-  Fd wake_write_;  // same fd as wake_read_ for an eventfd; invalid then
+  std::mutex mu_;
+  std::vector<int> wake_fds_;  // write ends of the running waits' wake fds; guarded by mu_
   std::atomic<bool> cancelled_{false};
 };
 

@@ -1,5 +1,6 @@
 // The gate and the client against real sockets on loopback, in process.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -131,6 +132,15 @@ Listener::Serve reply_with(std::string bytes) {
 }
 
 Endpoint loopback(uint16_t port) { return make_endpoint("127.0.0.1", port); }
+
+int open_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  REQUIRE(d != nullptr);
+  int n = 0;
+  while (::readdir(d) != nullptr) ++n;
+  ::closedir(d);
+  return n;
+}
 
 }  // namespace
 
@@ -362,4 +372,42 @@ TEST_CASE("the backoff parameters are honoured", "[gate]") {
   // One attempt every ~50 ms over 300 ms: about 6, certainly not the ~20 of the default.
   REQUIRE(r.attempts >= 4);
   REQUIRE(r.attempts <= 8);
+}
+
+TEST_CASE("a Gate holds no fd outside a wait", "[gate]") {
+  const uint16_t port = free_port();
+  const int before = open_fds();
+  {
+    Gate gate;
+    REQUIRE(open_fds() == before);
+    for (int i = 0; i < 50; ++i) {
+      REQUIRE(gate.wait(loopback(port), 5ms).kind == WaitResult::Kind::Timeout);
+    }
+    REQUIRE(open_fds() == before);
+    gate.cancel();
+    REQUIRE(gate.wait(loopback(port), 5ms).kind == WaitResult::Kind::Cancelled);
+    REQUIRE(open_fds() == before);
+  }
+  for (int i = 0; i < 200; ++i) {
+    (void)names(loopback(port), limits_after(100ms));
+  }
+  REQUIRE(open_fds() == before);
+}
+
+TEST_CASE("one cancel wakes every wait on the gate", "[gate]") {
+  Gate gate;
+  const uint16_t port = free_port();
+  std::vector<std::thread> waiters;
+  std::atomic<int> cancelled{0};
+  for (int i = 0; i < 4; ++i) {
+    waiters.emplace_back([&] {
+      if (gate.wait(loopback(port), 5000ms).kind == WaitResult::Kind::Cancelled) ++cancelled;
+    });
+  }
+  std::this_thread::sleep_for(100ms);
+  const auto t0 = Clock::now();
+  gate.cancel();
+  for (auto& t : waiters) t.join();
+  REQUIRE(cancelled == 4);
+  REQUIRE(ms_between(t0, Clock::now()) < 100);
 }
