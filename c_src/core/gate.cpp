@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #if defined(__linux__)
 #include <sys/eventfd.h>
@@ -33,7 +34,11 @@ bool sleep_or_wake(int fd, Clock::time_point until) {
     pollfd p{fd, POLLIN, 0};
     const int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000000)));
     if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) return false;  // cannot happen with a valid fd; don't spin
+    if (rc < 0 && errno != EINTR) {
+      // Cannot happen with a valid fd; sleep anyway rather than spin.
+      std::this_thread::sleep_until(until);
+      return false;
+    }
   }
 }
 
