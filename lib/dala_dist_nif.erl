@@ -68,18 +68,19 @@ apply_suffix(_Base, _Suffix) -> ?NIF_STUB.
 -spec validate_node(binary()) -> ok.
 validate_node(_Node) -> ?NIF_STUB.
 
-%% @doc NAMES_REQ to the EPMD at `Ip':`Port' (dirty IO).
--spec epmd_names(binary(), 1..65535, pos_integer()) ->
+%% @doc NAMES_REQ to the EPMD at `Ip':`Port' (dirty IO). `Ip' is an IPv4 literal, never
+%% resolved. Reasons: `closed', `bad_reply', `timeout', or a POSIX name (`econnrefused', ...).
+-spec epmd_names(binary(), 1..65535, 1..86400000) ->
     {ok, #{epmd_port := non_neg_integer(), names := [{binary(), 0..65535}]}} | {error, atom()}.
 epmd_names(_Ip, _Port, _TimeoutMs) -> ?NIF_STUB.
 
 %% @doc PORT_PLEASE2_REQ for `Name' (dirty IO).
--spec epmd_port_please(binary(), 1..65535, binary(), pos_integer()) ->
+-spec epmd_port_please(binary(), 1..65535, binary(), 1..86400000) ->
     {ok, 0..65535} | {error, not_registered | atom()}.
 epmd_port_please(_Ip, _Port, _Name, _TimeoutMs) -> ?NIF_STUB.
 
-%% @doc KILL_REQ (dirty IO).
--spec epmd_kill(binary(), 1..65535, pos_integer()) -> ok | {error, atom()}.
+%% @doc KILL_REQ (dirty IO). `{error, refused}' when EPMD answers "NO".
+-spec epmd_kill(binary(), 1..65535, 1..86400000) -> ok | {error, refused | atom()}.
 epmd_kill(_Ip, _Port, _TimeoutMs) -> ?NIF_STUB.
 
 %% @doc A new gate handle, owned (monitored) by the calling process.
@@ -87,10 +88,15 @@ epmd_kill(_Ip, _Port, _TimeoutMs) -> ?NIF_STUB.
 gate_new() -> ?NIF_STUB.
 
 %% @doc Wait until the EPMD at `Ip':`Port' answers NAMES, the deadline passes, or the gate is cancelled (dirty IO).
--spec gate_wait(reference(), binary(), 1..65535, pos_integer()) ->
-    {ready, map()} | {timeout, map()} | {cancelled, map()}.
+%% A cancelled gate stays cancelled: later waits on it return `cancelled' at once.
+-spec gate_wait(reference(), binary(), 1..65535, 1..86400000) ->
+    {ready, #{elapsed_ms := non_neg_integer(), attempts := pos_integer(),
+              names := [{binary(), 0..65535}]}}
+    | {timeout, #{elapsed_ms := non_neg_integer(), attempts := non_neg_integer(),
+                  last_error := atom()}}
+    | {cancelled, #{elapsed_ms := non_neg_integer(), attempts := non_neg_integer()}}.
 gate_wait(_Gate, _Ip, _Port, _TimeoutMs) -> ?NIF_STUB.
 
-%% @doc Wake a waiting gate_wait/4 (normal scheduler).
+%% @doc Wake a waiting gate_wait/4 (normal scheduler). Idempotent.
 -spec gate_cancel(reference()) -> ok.
 gate_cancel(_Gate) -> ?NIF_STUB.

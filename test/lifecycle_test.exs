@@ -201,7 +201,10 @@ defmodule Dala.LifecycleTest do
 
       assert Dist.await(10_000) == {:ok, ctx.node}
       assert {:ok, %{names: names}} = Dala.Dist.Epmd.names(port: ctx.epmd_port)
-      assert Enum.any?(names, fn {name, port} -> ctx.node |> Atom.to_string() =~ name and port == ctx.dist_port end)
+
+      assert Enum.any?(names, fn {name, port} ->
+               ctx.node |> Atom.to_string() =~ name and port == ctx.dist_port
+             end)
 
       :ok = Dist.stop()
       refute Node.alive?()
@@ -212,7 +215,14 @@ defmodule Dala.LifecycleTest do
       foreign = Net.start_epmd(ctx.epmd_port)
       on_exit(fn -> Net.stop_epmd(foreign) end)
 
-      :ok = Dist.ensure_started(platform: :host, node: ctx.node, cookie: ctx.cookie, dist_port: ctx.dist_port)
+      :ok =
+        Dist.ensure_started(
+          platform: :host,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          dist_port: ctx.dist_port
+        )
+
       assert Dist.await(10_000) == {:ok, ctx.node}
       :ok = Dist.stop()
       refute Node.alive?()
@@ -222,7 +232,9 @@ defmodule Dala.LifecycleTest do
 
   describe "stop/0" do
     test "during the delay cancels the pending start", ctx do
-      :ok = Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+      :ok =
+        Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+
       assert Dist.status() == {:waiting, :delay}
       assert :ok = Dist.stop()
       assert Dist.status() == :idle
@@ -261,8 +273,17 @@ defmodule Dala.LifecycleTest do
   end
 
   test "a second ensure_started/1 while waiting changes nothing and starts nothing twice", ctx do
-    :ok = Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
-    :ok = Dist.ensure_started(platform: :android, node: :"other@127.0.0.1", cookie: ctx.cookie, delay: 0)
+    :ok =
+      Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+
+    :ok =
+      Dist.ensure_started(
+        platform: :android,
+        node: :"other@127.0.0.1",
+        cookie: ctx.cookie,
+        delay: 0
+      )
+
     assert Dist.status() == {:waiting, :delay}
     assert length(Task.Supervisor.children(Dala.Dist.TaskSupervisor)) == 1
   end
@@ -301,7 +322,14 @@ defmodule Dala.LifecycleTest do
     on_exit(fn -> Net.stop_epmd(foreign) end)
 
     cycle = fn ->
-      :ok = Dist.ensure_started(platform: :host, node: ctx.node, cookie: ctx.cookie, dist_port: ctx.dist_port)
+      :ok =
+        Dist.ensure_started(
+          platform: :host,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          dist_port: ctx.dist_port
+        )
+
       {:ok, _} = Dist.await(10_000)
       :ok = Dist.stop()
     end

@@ -32,6 +32,7 @@ defmodule Dala.Dist do
   connections stay up; new connections need the new cookie.
   """
 
+  require Logger
   alias Dala.Dist.{Identity, Options, Server}
 
   @typedoc "The platform this build of the library was compiled for."
@@ -49,6 +50,7 @@ defmodule Dala.Dist do
   @type failure ::
           {:name_in_use, node()}
           | {:port_in_use, :inet.port_number()}
+          | {:port_unavailable, :inet.port_number(), :inet.posix()}
           | {:net_kernel, term()}
           | {:invalid_node, String.t()}
           | {:epmd_start, term()}
@@ -147,15 +149,15 @@ defmodule Dala.Dist do
   end
 
   defp validate_node!(node) do
-    :dala_dist_nif.validate_node(Atom.to_string(node))
+    Identity.validate_node(node)
   rescue
     e in ArgumentError -> reraise ArgumentError, "option :node: " <> e.message, __STACKTRACE__
   end
 
   # The suffix comes from the environment: a name it makes invalid is a runtime condition.
   defp resolve_node(base) do
-    node = Identity.apply_suffix(base, Identity.suffix_from_env())
-    if node != base, do: require(Logger).info("Dala.Dist: node name resolved to #{node}")
+    {node, changed?} = Identity.resolve_node(base)
+    if changed?, do: Logger.info("Dala.Dist: node name resolved to #{node}")
     {:ok, node}
   rescue
     e in ArgumentError -> {:error, "DALA_NODE_SUFFIX: " <> e.message}
@@ -172,7 +174,9 @@ defmodule Dala.Dist do
     * `{:skipped, reason}` - `:release` (`DALA_RELEASE=1`), `:no_epmd` (no EPMD within
       `:epmd_timeout`), `:not_distributed` (iOS without `-name`).
     * `{:failed, reason}` - `{:name_in_use, node}`, `{:port_in_use, port}`,
-      `{:net_kernel, otp_reason}`, `{:invalid_node, message}`, `{:epmd_start, reason}`.
+      `{:port_unavailable, port, posix}` (the listen interface cannot be bound, e.g.
+      `:eaddrnotavail`), `{:net_kernel, otp_reason}`, `{:invalid_node, message}`,
+      `{:epmd_start, reason}`.
 
   ## Examples
 

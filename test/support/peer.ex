@@ -40,10 +40,19 @@ defmodule Dala.Test.Peer do
       ["-noshell", "-name", to_string(name), "-setcookie", "dala_test_other"] ++
         ["-eval", "io:format(\"ready~n\")"]
 
-    env = Enum.map([{"ERL_EPMD_PORT", Integer.to_string(epmd_port)} | env], fn {k, v} -> {String.to_charlist(k), String.to_charlist(v)} end)
+    env =
+      Enum.map([{"ERL_EPMD_PORT", Integer.to_string(epmd_port)} | env], fn {k, v} ->
+        {String.to_charlist(k), String.to_charlist(v)}
+      end)
 
     port =
-      Port.open({:spawn_executable, erl()}, [:binary, :exit_status, :stderr_to_stdout, args: args, env: env])
+      Port.open({:spawn_executable, erl()}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        args: args,
+        env: env
+      ])
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
 

@@ -16,14 +16,19 @@ defmodule Dala.Dist.Options do
     end
 
     case Enum.reject(Keyword.keys(opts), &(&1 in @allowed)) do
-      [] -> :ok
-      unknown -> raise ArgumentError, "unknown option(s) #{inspect(unknown)}; allowed: #{inspect(@allowed)}"
+      [] ->
+        :ok
+
+      unknown ->
+        raise ArgumentError,
+              "unknown option(s) #{inspect(unknown)}; allowed: #{inspect(@allowed)}"
     end
 
     platform = Keyword.get(opts, :platform, :dala_dist_nif.platform())
 
     unless platform in [:android, :ios, :host] do
-      raise ArgumentError, "option :platform must be :android, :ios or :host, got: #{inspect(platform)}"
+      raise ArgumentError,
+            "option :platform must be :android, :ios or :host, got: #{inspect(platform)}"
     end
 
     default_delay = if platform == :android, do: 3_000, else: 0
@@ -43,12 +48,14 @@ defmodule Dala.Dist.Options do
   # :node and :cookie are required where this library starts distribution (Android, host).
   def require_identity!(%{node: node, cookie: cookie}) do
     unless is_atom(node) and node not in [nil, true, false] do
-      raise ArgumentError, "option :node must be a node name atom such as :\"my_app@127.0.0.1\", got: #{inspect_type(node)}"
+      raise ArgumentError,
+            "option :node must be a node name atom such as :\"my_app@127.0.0.1\", got: #{inspect_type(node)}"
     end
 
     unless is_atom(cookie) and cookie not in [nil, true, false, :""] do
       # Never inspect the value: it may be a secret given as the wrong type.
-      raise ArgumentError, "option :cookie must be a non-empty atom (see cookie_from_env/2), got: #{type_name(cookie)}"
+      raise ArgumentError,
+            "option :cookie must be a non-empty atom (see cookie_from_env/2), got: #{type_name(cookie)}"
     end
 
     :ok
@@ -69,7 +76,8 @@ defmodule Dala.Dist.Options do
   defp port!(port) when is_integer(port) and port in 1..65_535, do: port
 
   defp port!(other) do
-    raise ArgumentError, "option :dist_port must be an integer in 1..65535, got: #{inspect_type(other)}"
+    raise ArgumentError,
+          "option :dist_port must be an integer in 1..65535, got: #{inspect_type(other)}"
   end
 
   defp interface!(opts, platform) do
@@ -83,11 +91,13 @@ defmodule Dala.Dist.Options do
         if :inet.ntoa(ip) != {:error, :einval} do
           ip
         else
-          raise ArgumentError, "option :listen_interface must be an IP address tuple, got: #{inspect_type(ip)}"
+          raise ArgumentError,
+                "option :listen_interface must be an IP address tuple, got: #{inspect_type(ip)}"
         end
 
       other ->
-        raise ArgumentError, "option :listen_interface must be an IP address tuple, got: #{inspect_type(other)}"
+        raise ArgumentError,
+              "option :listen_interface must be an IP address tuple, got: #{inspect_type(other)}"
     end
   end
 

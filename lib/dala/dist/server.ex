@@ -79,7 +79,10 @@ defmodule Dala.Dist.Server do
     {:noreply, finish(%{state | attempt: nil}, result)}
   end
 
-  def handle_info({:DOWN, ref, :process, _pid, reason}, %{attempt: %{task: %Task{ref: ref}}} = state) do
+  def handle_info(
+        {:DOWN, ref, :process, _pid, reason},
+        %{attempt: %{task: %Task{ref: ref}}} = state
+      ) do
     {:noreply, finish(%{state | attempt: nil}, {:failed, {:crashed, reason}})}
   end
 
@@ -314,9 +317,13 @@ defmodule Dala.Dist.Server do
   defp log_status({:waiting, :epmd}, _plan),
     do: Logger.info("Dala.Dist: waiting for EPMD on #{@ip}:#{Epmd.port()}")
 
-  defp log_status({:started, node}, _plan), do: Logger.info("Dala.Dist: distribution started as #{node}")
+  defp log_status({:started, node}, _plan),
+    do: Logger.info("Dala.Dist: distribution started as #{node}")
+
   defp log_status({:skipped, :no_epmd}, _plan), do: :ok
-  defp log_status({:skipped, reason}, _plan), do: Logger.info("Dala.Dist: distribution skipped (#{reason})")
+
+  defp log_status({:skipped, reason}, _plan),
+    do: Logger.info("Dala.Dist: distribution skipped (#{reason})")
 
   defp log_status({:failed, reason}, _plan),
     do: Logger.error("Dala.Dist: distribution failed: #{inspect(reason)}")

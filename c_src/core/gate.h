@@ -1,0 +1,75 @@
+// The EPMD gate: wait until an EPMD answers a NAMES request, a deadline passes, or someone cancels.
+//
+// Each attempt is a full NAMES exchange (epmd_client.h), so a connection that is accepted and then
+// closed, reset, answered with garbage or never answered is not "ready"; only a complete,
+// well-formed reply is. Between attempts the gate sleeps a short, growing backoff; all waiting
+// (sockets and sleep) is poll() on the Gate's wake fd too, so cancel() ends a wait at once.
+// Time is the steady clock; no attempt's I/O runs past the overall deadline.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "epmd_client.h"
+
+namespace dala::epmd {
+
+// Tuning of the wait. Defaults: a refused connect on loopback costs a few tens of microseconds,
+// so retrying every 2, 4, 8, 16, then 20 ms keeps the CPU well under 1% of a core while nothing
+// listens, and notices a new listener at most ~20 ms (plus one exchange) after it appears.
+struct Backoff {
+  std::chrono::microseconds initial{2000};
+  std::chrono::microseconds max{20000};
+  unsigned factor = 2;  // each sleep is the previous one times `factor`, capped at `max`
+  // Bound on one attempt's I/O (connect + request + reply), further capped by the time left.
+  // A live EPMD answers in well under a millisecond; this only limits a silent peer.
+  std::chrono::milliseconds attempt_timeout{500};
+};
+
+struct WaitResult {
+  enum class Kind { Ready, Timeout, Cancelled };
+  Kind kind = Kind::Timeout;
+  int64_t elapsed_ms = 0;
+  uint32_t attempts = 0;
+  const char* last_error = "timeout";  // Timeout only: the last attempt's reason, static string
+  std::vector<NodeEntry> names;        // Ready only: what EPMD holds
+  uint32_t epmd_port = 0;              // Ready only: the port EPMD says it listens on
+};
+
+// A cancellable gate.
+//
+// A Gate holds no fd between waits: each wait() opens its own wake fd (an eventfd on Linux, a
+// pipe elsewhere), registers it for cancel() and closes it before returning, so no fd outlives
+// a wait however long the Gate itself lives (a NIF resource lives until garbage collection).
+//
+// cancel() is thread-safe and idempotent, and it is sticky: every wait() that is running or
+// starts later returns Cancelled at once, until rearm(). Several threads may wait() on one Gate
+// at the same time.
+class Gate {
+ public:
+  Gate() = default;
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+  ~Gate() = default;
+
+  // Throws std::system_error when no fd is available for the wake-up.
+  WaitResult wait(const Endpoint& ep, std::chrono::milliseconds timeout,
+                  const Backoff& backoff = Backoff{});
+  void cancel() noexcept;
+  bool is_cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
+  // Clears a cancel so the Gate can wait again; waits already cancelled stay cancelled.
+  void rearm() noexcept;
+
+ private:
+  std::mutex mu_;
+  std::vector<int> wake_fds_;  // write ends of the running waits' wake fds; guarded by mu_
+  std::atomic<bool> cancelled_{false};
+};
+
+const char* kind_name(WaitResult::Kind k) noexcept;
+
+}  // namespace dala::epmd

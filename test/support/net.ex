@@ -1,0 +1,276 @@
+defmodule Dala.Test.Net do
+  @moduledoc """
+  Real network things for tests, on loopback only: free ports, a real `epmd` in the foreground,
+  and misbehaving TCP listeners (a dead adb tunnel, a silent peer, garbage, a half reply) plus a
+  forwarder that behaves like a live `adb reverse` tunnel.
+
+  Every listener is a process linked to the caller that owns its listen socket and every socket
+  it accepted, so all of them close when it stops or when the test process exits. `start_epmd/2`
+  kills its epmd when the test process exits, too. Nothing here ever touches port 4369.
+  """
+
+  @loopback {127, 0, 0, 1}
+
+  @doc "A TCP port that is free on 127.0.0.1 right now (bound to port 0, read, closed)."
+  @spec free_port() :: :inet.port_number()
+  def free_port do
+    {:ok, socket} = :gen_tcp.listen(0, ip: @loopback, reuseaddr: true)
+    {:ok, port} = :inet.port(socket)
+    :ok = :gen_tcp.close(socket)
+    port
+  end
+
+  @doc """
+  Starts the real `epmd -port port` in the foreground and waits until it answers NAMES.
+
+  Returns its OS pid. The epmd binds loopback only, runs with a clean EPMD environment
+  (`ERL_EPMD_*` unset) and is killed when the calling process exits; `stop_epmd/1` stops it
+  earlier. Option `relaxed: true` adds `-relaxed_command_check`.
+  """
+  @spec start_epmd(:inet.port_number(), keyword()) :: non_neg_integer()
+  def start_epmd(port, opts \\ []) do
+    refute_4369!(port)
+    {:ok, exe} = Dala.Dist.Epmd.epmd_executable()
+    relaxed = if Keyword.get(opts, :relaxed, false), do: ["-relaxed_command_check"], else: []
+    args = ["-port", Integer.to_string(port), "-address", "127.0.0.1"] ++ relaxed
+
+    env = [
+      {~c"ERL_EPMD_PORT", false},
+      {~c"ERL_EPMD_ADDRESS", false},
+      {~c"ERL_EPMD_RELAXED_COMMAND_CHECK", false}
+    ]
+
+    os_pid = spawn_os(exe, args, env)
+
+    case Dala.Dist.Epmd.wait(5_000, port: port) do
+      {:ready, _} ->
+        os_pid
+
+      other ->
+        stop_epmd(os_pid)
+        raise "epmd on port #{port} did not answer: #{inspect(other)}"
+    end
+  end
+
+  @doc """
+  Starts an OS process (absolute path `exe`) whose lifetime is tied to the calling process:
+  returns its OS pid; it is killed when the caller exits. `env` entries are
+  `{charlist, charlist | false}` (`false` unsets).
+  """
+  @spec spawn_os(Path.t(), [String.t()], list()) :: non_neg_integer()
+  def spawn_os(exe, args, env \\ []) do
+    parent = self()
+    ref = make_ref()
+
+    guardian =
+      spawn_link(fn ->
+        Process.flag(:trap_exit, true)
+
+        port =
+          Port.open({:spawn_executable, exe}, [
+            :binary,
+            :exit_status,
+            :stderr_to_stdout,
+            args: args,
+            env: env,
+            cd: System.tmp_dir!()
+          ])
+
+        {:os_pid, os_pid} = Port.info(port, :os_pid)
+        send(parent, {ref, os_pid})
+        guard_os(port, os_pid, parent)
+      end)
+
+    receive do
+      {^ref, os_pid} -> os_pid
+    after
+      5_000 ->
+        Process.exit(guardian, :kill)
+        raise "could not start #{exe}"
+    end
+  end
+
+  defp guard_os(port, os_pid, parent) do
+    receive do
+      {^port, {:data, _}} ->
+        guard_os(port, os_pid, parent)
+
+      {^port, {:exit_status, _}} ->
+        :ok
+
+      {:EXIT, ^parent, _} ->
+        kill_os(os_pid, "KILL")
+
+      {:EXIT, _, _} ->
+        guard_os(port, os_pid, parent)
+    end
+  end
+
+  @doc "Stops an epmd (or any OS process) started by `start_epmd/2` by its OS pid; waits until it is gone."
+  @spec stop_epmd(non_neg_integer()) :: :ok
+  def stop_epmd(os_pid) when is_integer(os_pid) and os_pid > 1 do
+    kill_os(os_pid, "TERM")
+
+    unless wait_gone(os_pid, 2_000) do
+      kill_os(os_pid, "KILL")
+      wait_gone(os_pid, 5_000) || raise "OS process #{os_pid} did not exit"
+    end
+
+    :ok
+  end
+
+  defp kill_os(os_pid, signal) do
+    System.cmd("kill", ["-#{signal}", Integer.to_string(os_pid)], stderr_to_stdout: true)
+    :ok
+  end
+
+  # Gone means reaped (no /proc entry, not even a zombie); the VM's child helper reaps promptly.
+  defp wait_gone(os_pid, ms) do
+    deadline = System.monotonic_time(:millisecond) + ms
+
+    Stream.repeatedly(fn ->
+      gone = not File.exists?("/proc/#{os_pid}")
+      unless gone, do: Process.sleep(5)
+      gone
+    end)
+    |> Enum.find(fn gone -> gone or System.monotonic_time(:millisecond) > deadline end)
+  end
+
+  @doc "A dead tunnel: accepts every connection and closes it at once (adb reverse, laptop side down)."
+  @spec dead_tunnel(:inet.port_number()) :: pid()
+  def dead_tunnel(port), do: listener(port, fn socket -> :gen_tcp.close(socket) end)
+
+  @doc "Accepts every connection and never answers, keeping the sockets open."
+  @spec silent_listener(:inet.port_number()) :: pid()
+  def silent_listener(port), do: listener(port, fn _socket -> :keep end)
+
+  @doc "Accepts, reads the request, sends `bytes`, closes."
+  @spec garbage_listener(:inet.port_number(), iodata()) :: pid()
+  def garbage_listener(port, bytes) do
+    listener(port, fn socket ->
+      _ = :gen_tcp.recv(socket, 0, 1_000)
+      _ = :gen_tcp.send(socket, bytes)
+      :gen_tcp.close(socket)
+    end)
+  end
+
+  @doc "Accepts, reads the request, sends the start of a NAMES reply and closes mid-line."
+  @spec half_reply_listener(:inet.port_number()) :: pid()
+  def half_reply_listener(port) do
+    garbage_listener(port, [<<port::32>>, "name half at po"])
+  end
+
+  @doc """
+  A TCP forwarder from `listen_port` to `target_port` on loopback, one pair of piping processes
+  per connection: a live adb tunnel.
+  """
+  @spec forwarder(:inet.port_number(), :inet.port_number()) :: pid()
+  def forwarder(listen_port, target_port) do
+    listener(listen_port, fn client ->
+      case :gen_tcp.connect(@loopback, target_port, [:binary, active: false], 1_000) do
+        {:ok, upstream} ->
+          pid =
+            spawn_link(fn ->
+              receive do
+                :go -> pipe_pair(client, upstream)
+              end
+            end)
+
+          :ok = :gen_tcp.controlling_process(client, pid)
+          :ok = :gen_tcp.controlling_process(upstream, pid)
+          send(pid, :go)
+
+        {:error, _} ->
+          :gen_tcp.close(client)
+      end
+    end)
+  end
+
+  defp pipe_pair(a, b) do
+    :ok = :inet.setopts(a, active: :once)
+    :ok = :inet.setopts(b, active: :once)
+    pipe_loop(a, b)
+  end
+
+  defp pipe_loop(a, b) do
+    receive do
+      {:tcp, ^a, data} ->
+        _ = :gen_tcp.send(b, data)
+        :inet.setopts(a, active: :once)
+        pipe_loop(a, b)
+
+      {:tcp, ^b, data} ->
+        _ = :gen_tcp.send(a, data)
+        :inet.setopts(b, active: :once)
+        pipe_loop(a, b)
+
+      {closed, socket} when closed in [:tcp_closed, :tcp_error] and socket in [a, b] ->
+        :gen_tcp.close(a)
+        :gen_tcp.close(b)
+
+      {:tcp_error, _, _} ->
+        :gen_tcp.close(a)
+        :gen_tcp.close(b)
+    end
+  end
+
+  @doc "Stops a listener: closes its listen socket and every socket it accepted; waits until it is gone."
+  @spec stop_listener(pid()) :: :ok
+  def stop_listener(pid) do
+    ref = Process.monitor(pid)
+    Process.unlink(pid)
+    Process.exit(pid, :kill)
+
+    receive do
+      {:DOWN, ^ref, :process, ^pid, _} -> :ok
+    end
+  end
+
+  @doc "The number of open file descriptors of this VM (entries of /proc/self/fd)."
+  @spec open_fd_count() :: non_neg_integer()
+  def open_fd_count, do: length(File.ls!("/proc/self/fd"))
+
+  # A linked process that listens on 127.0.0.1:port and hands each accepted socket to `handle`
+  # (in the listener process). Sockets `handle` does not close stay open, owned by the listener,
+  # until it exits. Returns once the port is bound.
+  defp listener(port, handle) do
+    refute_4369!(port)
+    parent = self()
+    ref = make_ref()
+
+    pid =
+      spawn_link(fn ->
+        {:ok, ls} =
+          :gen_tcp.listen(port, [
+            :binary,
+            ip: @loopback,
+            active: false,
+            reuseaddr: true,
+            backlog: 128
+          ])
+
+        send(parent, {ref, :listening})
+        accept_loop(ls, handle)
+      end)
+
+    receive do
+      {^ref, :listening} -> pid
+    after
+      5_000 -> raise "listener on port #{port} did not start"
+    end
+  end
+
+  defp accept_loop(ls, handle) do
+    case :gen_tcp.accept(ls) do
+      {:ok, socket} ->
+        handle.(socket)
+        accept_loop(ls, handle)
+
+      {:error, reason} ->
+        exit({:accept_failed, reason})
+    end
+  end
+
+  defp refute_4369!(4369), do: raise(ArgumentError, "tests must never use port 4369")
+  defp refute_4369!(_), do: :ok
+end
