@@ -86,7 +86,10 @@ defmodule AndroidDevLoop do
     phone_epmd = Net.free_port()
     dist_port = Net.free_port()
     dead = Tunnel.dead(phone_epmd) |> ok!("cannot listen on #{phone_epmd}")
-    defer("dead tunnel", fn -> Tunnel.close(dead) end)
+
+    defer("dead tunnel", fn ->
+      "dead tunnel: #{Tunnel.close(dead)}" |> String.replace("_", " ")
+    end)
 
     event(
       :laptop,
@@ -154,7 +157,10 @@ defmodule AndroidDevLoop do
     # 4. The laptop's EPMD comes up behind the tunnel: the phone starts at once.
     Tunnel.close(dead)
     live = Tunnel.live(phone_epmd, laptop_epmd) |> ok!("cannot listen on #{phone_epmd} again")
-    defer("live tunnel", fn -> Tunnel.close(live) end)
+
+    defer("live tunnel", fn ->
+      "live tunnel: #{Tunnel.close(live)}" |> String.replace("_", " ")
+    end)
 
     t_live =
       event(:laptop, "live-tunnel", "127.0.0.1:#{phone_epmd} now forwards to the laptop's EPMD")
@@ -195,7 +201,7 @@ defmodule AndroidDevLoop do
     # 6. Remote calls.
     phone_node = erpc("node()", :erlang, :node, [])
     unless phone_node == @phone, do: fail("the phone says it is #{phone_node}")
-    erpc("OTP release", :erlang, :system_info, [:otp_release])
+    erpc("OTP release", :erlang, :system_info, [:otp_release], &to_string/1)
     {uptime, _} = erpc("uptime (ms)", :erlang, :statistics, [:wall_clock], fn {ms, _} -> ms end)
     erpc("Dala.Dist.status()", Dala.Dist, :status, [])
 
@@ -305,7 +311,7 @@ defmodule AndroidDevLoop do
     {on_node, on_pid, greeting} = :erpc.call(@phone, module, :hello, [node()])
     push_ms = ms(Timeline.now() - t)
 
-    unless on_node == @phone and on_pid == phone_os_pid(),
+    unless on_node == @phone and on_pid == to_string(phone_os_pid()),
       do:
         fail(
           "the pushed code ran on #{on_node} (os pid #{on_pid}), not on the phone (#{phone.os_pid})"

@@ -24,13 +24,17 @@ defmodule DalaDemo.Tunnel do
   @doc "How many connections the tunnel has accepted so far."
   def accepted(%__MODULE__{accepted: counter}), do: :counters.get(counter, 1)
 
-  @doc "Closes the listening socket and every connection of the tunnel."
+  @doc """
+  Closes the listening socket and every connection of the tunnel: `:closed`, or
+  `:already_closed`.
+  """
   def close(%__MODULE__{pid: pid}) do
     ref = Process.monitor(pid)
     Process.exit(pid, :kill)
 
     receive do
-      {:DOWN, ^ref, :process, ^pid, _} -> :ok
+      {:DOWN, ^ref, :process, ^pid, :noproc} -> :already_closed
+      {:DOWN, ^ref, :process, ^pid, _} -> :closed
     end
   end
 
