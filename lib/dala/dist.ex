@@ -253,9 +253,9 @@ defmodule Dala.Dist do
 
   ## Examples
 
-      iex> System.put_env("DALA_DOC_SECRET", "correct horse battery staple")
-      iex> Dala.Dist.cookie_from_env("DALA_DOC_SECRET", "my_app")
-      :"6c4e5b1b4d1b4d3a1b0cfb8ba2f9f8d87e8d3d0c8a5b1d1f9f6e3e2a7c1b0d9e"
+      iex> System.put_env("DALA_DOC_DIST_SECRET", "correct horse battery staple")
+      iex> Dala.Dist.cookie_from_env("DALA_DOC_DIST_SECRET", "my_app")
+      :e052808221ec1645e4132e10fd9ddd1410a5a0b4176c7c55f00ac6c681bb1f5d
   """
   @spec cookie_from_env(String.t(), String.t()) :: atom()
   defdelegate cookie_from_env(env_var, app_name), to: Dala.Dist.Cookie, as: :from_env
