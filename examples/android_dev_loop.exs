@@ -58,7 +58,10 @@ defmodule AndroidDevLoop do
 
     case result do
       {:pass, summary} ->
-        IO.puts("\nVERDICT: PASS " <> summary)
+        IO.puts(
+          "\nVERDICT: PASS #{summary}; #{ms(Timeline.now() - t0())} ms in all, cleanup included"
+        )
+
         System.halt(0)
 
       {:fail, reason} ->
@@ -110,7 +113,9 @@ defmodule AndroidDevLoop do
           {"ERL_EPMD_PORT", "#{phone_epmd}"},
           {"DALA_NODE_SUFFIX", @suffix},
           {@secret_var, secret},
-          {"ERL_FLAGS", nil}
+          # Nothing of the demo's own VM settings, nor a release switch from the caller's shell.
+          {"ERL_FLAGS", nil},
+          {"DALA_RELEASE", nil}
         ]
       )
 
@@ -231,7 +236,7 @@ defmodule AndroidDevLoop do
     "the phone waited through the dead tunnel (#{closed} connections closed), started " <>
       "#{ms(t_started - t_live)} ms after the live tunnel, answered :erpc (uptime #{uptime} ms), " <>
       "ran code pushed to #{pushed_to} in #{push_ms} ms, and stopped (nodedown after " <>
-      "#{ms(t_down - t_stop)} ms) while its app kept running; total #{ms(Timeline.now() - t0())} ms"
+      "#{ms(t_down - t_stop)} ms) while its app kept running"
   end
 
   ## Steps
@@ -279,7 +284,10 @@ defmodule AndroidDevLoop do
       {:error, reason} -> fail("the laptop's node did not start: #{inspect(reason)}")
     end
 
-    defer("laptop node", fn -> :net_kernel.stop() end)
+    defer("laptop node", fn ->
+      "laptop node: :net_kernel.stop() = #{inspect(:net_kernel.stop())}"
+    end)
+
     Node.set_cookie(cookie)
   end
 

@@ -11,8 +11,15 @@
 
 say = fn event, detail -> IO.puts("PHONE #{System.os_time(:microsecond)} #{event} #{detail}") end
 
+# The library's log lines become timeline events too, stamped when they are written.
+defmodule PhoneLog do
+  def format(level, message, _timestamp, _metadata) do
+    "PHONE #{System.os_time(:microsecond)} log [#{level}] #{message}\n"
+  end
+end
+
 {:ok, _} = Application.ensure_all_started(:dala)
-Logger.configure_backend(:console, format: "[$level] $message\n", colors: [enabled: false])
+Logger.configure_backend(:console, format: {PhoneLog, :format}, colors: [enabled: false])
 say.("boot", "os_pid=#{System.pid()} #{Dala.Dist.status() |> inspect()}")
 
 # The app's start: a cookie from the secret, then distribution in the background.
