@@ -11,15 +11,11 @@
 # there (adb while the laptop's EPMD is down: accept, then close), then a live one (a forwarder
 # to the laptop's EPMD). The laptop then attaches, calls the phone, pushes code to it, and has
 # it stop distribution. Every step is a row of the timeline; the last line is the verdict.
-for file <- ~w(timeline net tunnel os_process),
+for file <- ~w(timeline net tunnel os_process events cleanup),
     do: Code.require_file("support/#{file}.ex", __DIR__)
 
-defmodule DalaDemo.Failure do
-  defexception [:message]
-end
-
 defmodule AndroidDevLoop do
-  alias DalaDemo.{Failure, Net, OsProcess, Timeline, Tunnel}
+  alias DalaDemo.{Cleanup, Events, Failure, Net, OsProcess, Timeline, Tunnel}
 
   @app "demo_app"
   @suffix "emulator-5554"
@@ -53,7 +49,7 @@ defmodule AndroidDevLoop do
           {:fail, "unexpected #{kind}: " <> Exception.format(kind, reason, __STACKTRACE__)}
       end
 
-    cleanup()
+    Cleanup.run()
     OsProcess.stop_reaper()
 
     case result do
@@ -78,7 +74,7 @@ defmodule AndroidDevLoop do
     epmd =
       OsProcess.start("laptop epmd", "epmd", ["-port", "#{laptop_epmd}", "-address", "127.0.0.1"])
 
-    defer("laptop EPMD", fn ->
+    Cleanup.defer("laptop EPMD", fn ->
       "laptop EPMD (os pid #{epmd.os_pid}) ended by PID, exit status #{inspect(OsProcess.stop(epmd))}"
     end)
 
@@ -90,7 +86,7 @@ defmodule AndroidDevLoop do
     dist_port = Net.free_port()
     dead = Tunnel.dead(phone_epmd) |> ok!("cannot listen on #{phone_epmd}")
 
-    defer("dead tunnel", fn ->
+    Cleanup.defer("dead tunnel", fn ->
       "dead tunnel: #{Tunnel.close(dead)}" |> String.replace("_", " ")
     end)
 
@@ -119,8 +115,11 @@ defmodule AndroidDevLoop do
         ]
       )
 
-    Process.put(:phone, phone)
-    defer("phone", &stop_phone/0)
+    Events.watch(phone)
+
+    Cleanup.defer("phone", fn ->
+      "the phone (os pid #{phone.os_pid}) ended by PID, exit status #{inspect(OsProcess.stop(phone))}"
+    end)
 
     event(
       :laptop,
@@ -129,17 +128,17 @@ defmodule AndroidDevLoop do
         "DALA_NODE_SUFFIX=#{@suffix} #{@secret_var}=<random, not shown> delay=#{@delay_ms} ms"
     )
 
-    await(
+    Events.await(
       "the phone waiting for EPMD",
       20_000,
       &match?({:phone, "status", "{:waiting, :epmd}", _}, &1)
     )
 
     t_waiting = Timeline.now()
-    pump(@dead_tunnel_ms)
+    Events.pump(@dead_tunnel_ms)
 
     closed = Tunnel.accepted(dead)
-    status = Process.get(:phone_status)
+    status = Events.phone_status()
 
     cond do
       status != "{:waiting, :epmd}" ->
@@ -163,7 +162,7 @@ defmodule AndroidDevLoop do
     Tunnel.close(dead)
     live = Tunnel.live(phone_epmd, laptop_epmd) |> ok!("cannot listen on #{phone_epmd} again")
 
-    defer("live tunnel", fn ->
+    Cleanup.defer("live tunnel", fn ->
       "live tunnel: #{Tunnel.close(live)}" |> String.replace("_", " ")
     end)
 
@@ -171,7 +170,7 @@ defmodule AndroidDevLoop do
       event(:laptop, "live-tunnel", "127.0.0.1:#{phone_epmd} now forwards to the laptop's EPMD")
 
     {:phone, _, _, t_started} =
-      await(
+      Events.await(
         "the phone starting distribution",
         10_000,
         &match?({:phone, "status", "{:started, " <> _, _}, &1)
@@ -218,19 +217,19 @@ defmodule AndroidDevLoop do
     :erpc.cast(@phone, Dala.Dist, :stop, [])
     t_stop = event(:laptop, "stop", ":erpc.cast(phone, Dala.Dist, :stop, [])")
 
-    {:nodedown, _, _, t_down} = await("nodedown", 10_000, &match?({:nodedown, @phone, _, _}, &1))
-    await("the phone's status :idle", 10_000, &match?({:phone, "status", ":idle", _}, &1))
-    await("the phone's line after stop", 10_000, &match?({:phone, "alive", _, _}, &1))
+    {:nodedown, _, t_down} = Events.await("nodedown", 10_000, &match?({:nodedown, @phone, _}, &1))
+    Events.await("the phone's status :idle", 10_000, &match?({:phone, "status", ":idle", _}, &1))
+    Events.await("the phone's line after stop", 10_000, &match?({:phone, "alive", _, _}, &1))
 
-    unless OsProcess.alive?(phone_os_pid()),
-      do: fail("the phone's OS process #{phone_os_pid()} is gone after stop")
+    unless OsProcess.alive?(Events.phone_os_pid()),
+      do: fail("the phone's OS process #{Events.phone_os_pid()} is gone after stop")
 
     names = await_unregistered(laptop_epmd, 2_000)
 
     event(
       :laptop,
       "alive",
-      "phone os pid #{phone_os_pid()} still running; laptop EPMD lists #{inspect(names)}"
+      "phone os pid #{Events.phone_os_pid()} still running; laptop EPMD lists #{inspect(names)}"
     )
 
     "the phone waited through the dead tunnel (#{closed} connections closed), started " <>
@@ -284,7 +283,7 @@ defmodule AndroidDevLoop do
       {:error, reason} -> fail("the laptop's node did not start: #{inspect(reason)}")
     end
 
-    defer("laptop node", fn ->
+    Cleanup.defer("laptop node", fn ->
       "laptop node: :net_kernel.stop() = #{inspect(:net_kernel.stop())}"
     end)
 
@@ -319,7 +318,7 @@ defmodule AndroidDevLoop do
     {on_node, on_pid, greeting} = :erpc.call(@phone, module, :hello, [node()])
     push_ms = ms(Timeline.now() - t)
 
-    unless on_node == @phone and on_pid == to_string(phone_os_pid()),
+    unless on_node == @phone and on_pid == to_string(Events.phone_os_pid()),
       do:
         fail(
           "the pushed code ran on #{on_node} (os pid #{on_pid}), not on the phone (#{phone.os_pid})"
@@ -350,95 +349,6 @@ defmodule AndroidDevLoop do
         Process.sleep(20)
         await_unregistered(epmd_port, timeout - 20)
     end
-  end
-
-  ## The phone's output and the laptop's node events, as timeline rows
-
-  # Waits for an event matching `match?`; events seen earlier count too.
-  defp await(what, timeout, match?) do
-    deadline = System.monotonic_time(:millisecond) + timeout
-
-    Enum.find(Process.get(:events, []), match?) ||
-      Stream.repeatedly(fn -> next_event(deadline) end)
-      |> Enum.find(fn
-        :timeout -> fail("timed out after #{timeout} ms waiting for #{what}")
-        event -> match?.(event)
-      end)
-  end
-
-  # Shows what arrives for `ms` milliseconds.
-  defp pump(ms) do
-    deadline = System.monotonic_time(:millisecond) + ms
-    Stream.repeatedly(fn -> next_event(deadline) end) |> Enum.find(&(&1 == :timeout))
-  end
-
-  defp next_event(deadline) do
-    %OsProcess{port: port} = Process.get(:phone)
-    wait = max(deadline - System.monotonic_time(:millisecond), 0)
-
-    event =
-      receive do
-        {^port, {:data, {:eol, "PHONE " <> line}}} ->
-          [at, kind, detail] = String.split(line, " ", parts: 3)
-          at = String.to_integer(at)
-          if kind == "status", do: Process.put(:phone_status, detail)
-          if kind == "boot", do: Process.put(:phone_os_pid, os_pid_of(detail))
-          event(:phone, kind, detail, at)
-          {:phone, kind, detail, at}
-
-        {^port, {:data, {_eol, log}}} ->
-          event(:phone, "log", log)
-          {:log, log}
-
-        {^port, {:exit_status, status}} ->
-          # Put it back for OsProcess.stop/1, which then knows the phone has already ended.
-          send(self(), {port, {:exit_status, status}})
-          fail("the phone exited with status #{status}")
-
-        {:nodedown, node} ->
-          {:nodedown, node, nil, event(:laptop, "nodedown", "#{node}")}
-      after
-        wait -> :timeout
-      end
-
-    if event != :timeout, do: Process.put(:events, [event | Process.get(:events, [])])
-    event
-  end
-
-  defp os_pid_of(boot_detail) do
-    [_, pid] = Regex.run(~r/os_pid=(\d+)/, boot_detail)
-    String.to_integer(pid)
-  end
-
-  # The phone BEAM's own PID (`elixir` execs into the BEAM, so it is the Port's PID too).
-  defp phone_os_pid, do: Process.get(:phone_os_pid) || Process.get(:phone).os_pid
-
-  defp stop_phone do
-    phone = Process.get(:phone)
-    status = OsProcess.stop(phone)
-    "the phone (os pid #{phone.os_pid}) ended by PID, exit status #{inspect(status)}"
-  end
-
-  ## Cleanup: everything started is ended, newest first, on every path.
-
-  defp defer(what, fun), do: Process.put(:cleanups, [{what, fun} | Process.get(:cleanups, [])])
-
-  defp cleanup do
-    for {what, fun} <- Process.get(:cleanups, []) do
-      detail =
-        try do
-          case fun.() do
-            text when is_binary(text) -> text
-            _ -> "#{what}: ended"
-          end
-        catch
-          kind, reason -> "#{what}: #{Exception.format_banner(kind, reason)}"
-        end
-
-      event(:laptop, "cleanup", detail)
-    end
-
-    Process.put(:cleanups, [])
   end
 
   # A last resort if a step hangs: the reaper ends the OS processes when this VM halts.
