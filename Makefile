@@ -26,9 +26,11 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The demo's VM gets a private EPMD port (the "laptop's" EPMD; never 4369). +Bd: Ctrl-C ends the
+# VM at once, and the demo's reaper then ends the epmd and the phone BEAM it started, by PID.
 demo: deps
 	mix compile
-	mix run --no-start examples/android_dev_loop.exs
+	ERL_EPMD_PORT=$(FREE_PORT) ERL_FLAGS="+Bd" mix run --no-start examples/android_dev_loop.exs
 
 test: deps native-test native-asan-test format-check elixir-test rebar-test
 
