@@ -262,11 +262,29 @@ defmodule Dala.Dist.Server do
 
   defp disconnect_and_stop do
     if Node.alive?() do
+      name = node() |> Atom.to_string() |> String.split("@") |> hd()
       Enum.each(Node.list([:visible, :hidden]), &Node.disconnect/1)
-      _ = :net_kernel.stop()
+
+      if :net_kernel.stop() == :ok do
+        await_unregistered(name, 200)
+      end
     end
 
     :ok
+  end
+
+  # EPMD drops a registration when it sees the registering connection close, a moment after
+  # :net_kernel.stop/0 returns. Wait for that (bounded), so that a start right after stop/0
+  # does not find its own old name still registered.
+  defp await_unregistered(name, tries_left) do
+    case Epmd.port_please(name, port: Epmd.port(), ip: @ip, timeout: 500) do
+      {:ok, _port} when tries_left > 0 ->
+        Process.sleep(5)
+        await_unregistered(name, tries_left - 1)
+
+      _ ->
+        :ok
+    end
   end
 
   # Ends the EPMD this node started, and only once no node is registered with it any more
