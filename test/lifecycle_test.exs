@@ -187,6 +187,26 @@ defmodule Dala.LifecycleTest do
     end
   end
 
+  @tag :tmp_dir
+  test "Android flow on a launcher that leaves HOME unset still starts (OTP's cookie file needs a home)",
+       ctx do
+    laptop_epmd = start_real_epmd()
+
+    eval = """
+    {ok, _} = application:ensure_all_started(dala),
+    C = 'Elixir.Dala.Dist':cookie_from_env(<<"#{@secret_var}">>, <<"lifecycle_app">>),
+    ok = 'Elixir.Dala.Dist':ensure_started([{platform, android}, {node, '#{ctx.node}'},
+                                           {cookie, C}, {delay, 0}, {dist_port, #{ctx.dist_port}}]),
+    io:format("await=~p home=~ts~n", ['Elixir.Dala.Dist':await(10000), os:getenv("HOME")]),
+    halt().
+    """
+
+    env = [{"HOME", nil}, {"TMPDIR", ctx.tmp_dir}, {@secret_var, System.fetch_env!(@secret_var)}]
+    {out, 0} = Peer.eval(nil, laptop_epmd, eval, env)
+    assert out =~ "await={ok,'#{ctx.node}'} home=#{ctx.tmp_dir}"
+    assert File.dir?(Path.join([ctx.tmp_dir, ".config", "erlang"]))
+  end
+
   describe "host flow" do
     test "without an EPMD, starts one, and stop/0 ends it", ctx do
       assert {:error, _} = Dala.Dist.Epmd.names(port: ctx.epmd_port, timeout: 200)

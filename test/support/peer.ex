@@ -15,12 +15,15 @@ defmodule Dala.Test.Peer do
 
   @doc """
   Runs `eval` (Erlang expressions, ending with `halt()`) in a new node named `name` whose EPMD
-  port is `epmd_port`; returns `{output, exit_status}`. `env` adds environment variables.
+  port is `epmd_port`; returns `{output, exit_status}`. `env` adds environment variables (a
+  `nil` value unsets one).
   """
   def eval(name, epmd_port, eval, env \\ [], timeout \\ 30_000) do
-    args =
-      ["-noshell", "-name", to_string(name), "-setcookie", "dala_test_placeholder"] ++
-        code_paths() ++ ["-eval", eval]
+    # name nil: the node starts without distribution (it may start it itself, like an app).
+    dist =
+      if name, do: ["-name", to_string(name), "-setcookie", "dala_test_placeholder"], else: []
+
+    args = ["-noshell" | dist] ++ code_paths() ++ ["-eval", eval]
 
     env = [{"ERL_EPMD_PORT", Integer.to_string(epmd_port)} | env]
     task = Task.async(fn -> System.cmd(erl(), args, env: env, stderr_to_stdout: true) end)

@@ -210,8 +210,10 @@ defmodule Dala.Dist.Server do
     home =
       case System.get_env("HOME") do
         home when home in [nil, ""] ->
-          home = File.cwd!()
+          # A writable place: TMPDIR, /tmp, or the working directory (System.tmp_dir/0).
+          home = System.tmp_dir() || File.cwd!()
           System.put_env("HOME", home)
+          Logger.info("Dala.Dist: HOME is not set; using #{home} for OTP's cookie file")
           home
 
         home ->
