@@ -249,8 +249,9 @@ defmodule Dala.FaultsTest do
       assert Dist.status() == {:waiting, :epmd}
 
       stopper = Task.async(fn -> Dist.stop() end)
-      Process.sleep(200)
-      # The registration goes through after all: distribution comes up in kernel_sup...
+      # stop/0 waits for kernel_sup, which is still busy starting distribution...
+      assert Task.yield(stopper, 200) == nil
+      # ...until the registration goes through after all, and distribution comes up...
       send(holder, :release)
       assert Task.await(stopper, 30_000) == :ok
 
