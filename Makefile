@@ -15,7 +15,8 @@ JOBS ?= 2
 # A free loopback port for the test VM's EPMD (never the machine's default 4369).
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
-.PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test
+.PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test \
+        fuzz elixir-asan-test fleet
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -32,7 +33,7 @@ demo: deps
 	mix compile
 	ERL_EPMD_PORT=$(FREE_PORT) ERL_FLAGS="+Bd" mix run --no-start examples/android_dev_loop.exs
 
-test: deps native-test native-asan-test format-check elixir-test rebar-test
+test: deps native-test native-asan-test fuzz format-check elixir-test elixir-asan-test rebar-test
 
 native-test:
 	cmake -S . -B $(BUILD)/test -DDALA_WERROR=ON -DDALA_BUILD_NIF=OFF >/dev/null
@@ -56,3 +57,53 @@ rebar-test:
 	rebar3 compile
 	erl -noshell -pa _build/default/lib/dala/ebin \
 	  -eval 'host = dala_dist_nif:platform(), io:format("rebar3 build: dala_dist_nif:platform() = host~n"), halt().'
+
+# libFuzzer over the core's parsers and input rules (c_src/fuzz/fuzz_*.cpp), built with clang,
+# ASan and UBSan. Each target starts from its seed corpus in c_src/fuzz/corpus/<target>/ (read
+# only; new inputs go to the build directory) and runs FUZZ_RUNS inputs or FUZZ_SECONDS seconds,
+# whichever ends first. A crash input is written to $(BUILD)/fuzz/<target>-crash-*.
+FUZZ_TARGETS := fuzz_epmd_names fuzz_epmd_port2 fuzz_epmd_kill fuzz_node_name fuzz_cookie
+FUZZ_RUNS ?= 200000
+FUZZ_SECONDS ?= 20
+
+fuzz:
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD)/fuzz -DDALA_FUZZ=ON -DDALA_BUILD_NIF=OFF \
+	  -DDALA_BUILD_TESTS=OFF -DDALA_WERROR=ON >/dev/null
+	cmake --build $(BUILD)/fuzz --parallel $(JOBS)
+	for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/fuzz/work/$$t && mkdir -p $(BUILD)/fuzz/work/$$t; \
+	  if ! $(BUILD)/fuzz/$$t -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
+	      -artifact_prefix=$(BUILD)/fuzz/$$t- -print_final_stats=1 \
+	      $(BUILD)/fuzz/work/$$t c_src/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1; then \
+	    tail -n 40 $(BUILD)/fuzz/$$t.log; echo "$$t: FAILED (log: $(BUILD)/fuzz/$$t.log)"; exit 1; \
+	  fi; \
+	  echo "$$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $(BUILD)/fuzz/$$t.log)"; \
+	done
+
+# The ExUnit suite against the NIF built with -fsanitize=address,undefined (g++, so gcc's
+# runtimes). The BEAM itself is not instrumented, so the runtimes are preloaded into it (and,
+# through the environment, into the peers and epmd it starts):
+#   detect_leaks=0     LeakSanitizer would report the VM's own allocations, which it keeps
+#                      until exit by design; fd and memory leaks of ours are tested directly.
+#   abort_on_error=1   an ASan report ends the VM, so the run fails.
+#   halt_on_error=1    the same for UBSan (the NIF is also built with -fno-sanitize-recover).
+# The sanitised library has its own build directory (_build/test/native/sanitize); the last
+# step puts the normal library back into priv/, whatever the tests did.
+ASAN_PRELOAD = $(shell g++ -print-file-name=libasan.so) $(shell g++ -print-file-name=libubsan.so)
+
+elixir-asan-test:
+	DALA_SANITIZE=1 MIX_ENV=test mix compile
+	status=0; \
+	DALA_SANITIZE=1 ERL_EPMD_PORT=$(FREE_PORT) LD_PRELOAD="$(ASAN_PRELOAD)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  mix test || status=$$?; \
+	MIX_ENV=test mix compile; \
+	exit $$status
+
+# The full fleet: 50 phone BEAMs through one EPMD (CI runs 10 as part of elixir-test).
+FLEET_SIZE ?= 50
+
+fleet:
+	MIX_ENV=test mix compile
+	DALA_FLEET_SIZE=$(FLEET_SIZE) ERL_EPMD_PORT=$(FREE_PORT) mix test --only fleet test/fleet_test.exs

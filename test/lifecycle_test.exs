@@ -337,7 +337,7 @@ defmodule Dala.LifecycleTest do
     assert Dist.status() == {:started, ctx.node}
   end
 
-  test "50 start/stop cycles leave open fds and process counts where they were", ctx do
+  test "100 start/stop cycles leave open fds, process and atom counts where they were", ctx do
     foreign = Net.start_epmd(ctx.epmd_port)
     on_exit(fn -> Net.stop_epmd(foreign) end)
 
@@ -358,9 +358,12 @@ defmodule Dala.LifecycleTest do
     cycle.()
     fds = Net.open_fd_count()
     procs = length(Process.list())
-    for _ <- 1..50, do: cycle.()
+    atoms = :erlang.system_info(:atom_count)
+    for _ <- 1..100, do: cycle.()
     assert Net.open_fd_count() <= fds + 2
     assert length(Process.list()) <= procs + 2
+    # Same name, same cookie: a cycle makes no atom (a leak would be one or more per cycle).
+    assert :erlang.system_info(:atom_count) - atoms < 10
   end
 
   defp wait_again(wanted, tries) do

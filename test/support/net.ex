@@ -119,6 +119,11 @@ defmodule Dala.Test.Net do
     :ok
   end
 
+  @doc "Sends `signal` (e.g. `\"STOP\"`, `\"CONT\"`, `\"KILL\"`) to an OS process this test started."
+  @spec signal_os(non_neg_integer(), String.t()) :: :ok
+  def signal_os(os_pid, signal) when is_integer(os_pid) and os_pid > 1,
+    do: kill_os(os_pid, signal)
+
   defp kill_os(os_pid, signal) do
     System.cmd("kill", ["-#{signal}", Integer.to_string(os_pid)], stderr_to_stdout: true)
     :ok
@@ -186,6 +191,55 @@ defmodule Dala.Test.Net do
     end)
   end
 
+  @doc """
+  A forwarder like `forwarder/2` that holds back every connection whose request has EPMD
+  opcode `opcode` (e.g. 120, ALIVE2_REQ: a node registering): it reads the request, sends
+  `{:held, holder}` to `notify` and forwards nothing until `holder` gets `:release`. Other
+  connections are forwarded at once. A tunnel that stalls one kind of request.
+  """
+  @spec holding_forwarder(:inet.port_number(), :inet.port_number(), byte(), pid()) :: pid()
+  def holding_forwarder(listen_port, target_port, opcode, notify) do
+    listener(listen_port, fn client ->
+      pid =
+        spawn_link(fn ->
+          receive do
+            :go -> hold_or_forward(client, target_port, opcode, notify)
+          end
+        end)
+
+      :ok = :gen_tcp.controlling_process(client, pid)
+      send(pid, :go)
+    end)
+  end
+
+  defp hold_or_forward(client, target_port, opcode, notify) do
+    case :gen_tcp.recv(client, 3, 5_000) do
+      {:ok, <<_len::16, ^opcode>> = head} ->
+        send(notify, {:held, self()})
+
+        receive do
+          :release -> forward_with(client, head, target_port)
+        end
+
+      {:ok, head} ->
+        forward_with(client, head, target_port)
+
+      {:error, _} ->
+        :gen_tcp.close(client)
+    end
+  end
+
+  defp forward_with(client, head, target_port) do
+    case :gen_tcp.connect(@loopback, target_port, [:binary, active: false], 1_000) do
+      {:ok, upstream} ->
+        :ok = :gen_tcp.send(upstream, head)
+        pipe_pair(client, upstream)
+
+      {:error, _} ->
+        :gen_tcp.close(client)
+    end
+  end
+
   defp pipe_pair(a, b) do
     :ok = :inet.setopts(a, active: :once)
     :ok = :inet.setopts(b, active: :once)
@@ -217,6 +271,10 @@ defmodule Dala.Test.Net do
   @doc "Stops a listener: closes its listen socket and every socket it accepted; waits until it is gone."
   @spec stop_listener(pid()) :: :ok
   def stop_listener(pid) do
+    # The sockets of the listener and of the connection processes linked to it. A dead
+    # owner's ports close asynchronously, after its monitors fire: wait for them too, so the
+    # port can be bound again at once.
+    sockets = owned_ports(pid)
     ref = Process.monitor(pid)
     Process.unlink(pid)
     Process.exit(pid, :kill)
@@ -224,6 +282,30 @@ defmodule Dala.Test.Net do
     receive do
       {:DOWN, ^ref, :process, ^pid, _} -> :ok
     end
+
+    deadline = System.monotonic_time(:millisecond) + 5_000
+
+    Enum.each(sockets, fn port ->
+      Stream.repeatedly(fn ->
+        closed = Port.info(port) == nil
+        unless closed, do: Process.sleep(2)
+        closed or System.monotonic_time(:millisecond) > deadline
+      end)
+      |> Enum.find(& &1)
+    end)
+  end
+
+  defp owned_ports(pid) do
+    links = fn p ->
+      case Process.info(p, :links) do
+        {:links, links} -> links
+        nil -> []
+      end
+    end
+
+    own = links.(pid)
+    children = Enum.filter(own, &is_pid/1)
+    Enum.filter(own ++ Enum.flat_map(children, links), &is_port/1)
   end
 
   @doc "The number of open file descriptors of this VM (entries of /proc/self/fd)."

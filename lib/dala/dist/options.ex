@@ -12,7 +12,9 @@ defmodule Dala.Dist.Options do
   @doc false
   def validate!(opts) do
     unless Keyword.keyword?(opts) do
-      raise ArgumentError, "options must be a keyword list, got: #{inspect_type(opts)}"
+      # Only the type: a malformed list or a map may well hold the cookie.
+      raise ArgumentError,
+            "options must be a keyword list of {atom, value} pairs, got: #{type_name(opts)}"
     end
 
     case Enum.reject(Keyword.keys(opts), &(&1 in @allowed)) do
@@ -36,7 +38,10 @@ defmodule Dala.Dist.Options do
     %{
       platform: platform,
       node: Keyword.get(opts, :node),
-      cookie: Keyword.get(opts, :cookie),
+      # Kept behind a closure from here on: the plan travels in messages and lives in the
+      # lifecycle server's state, and a crash report or a call's exit reason prints both.
+      # `inspect/1` of a fun shows no captured values.
+      cookie: hide(Keyword.get(opts, :cookie)),
       delay: ms!(opts, :delay, default_delay, 0),
       epmd_timeout: ms!(opts, :epmd_timeout, 10_000, 1),
       dist_port: port!(Keyword.get(opts, :dist_port)),
@@ -46,10 +51,20 @@ defmodule Dala.Dist.Options do
 
   @doc false
   # :node and :cookie are required where this library starts distribution (Android, host).
-  def require_identity!(%{node: node, cookie: cookie}) do
+  def require_identity!(%{node: node, cookie: hidden}) do
+    cookie = reveal(hidden)
+
     unless is_atom(node) and node not in [nil, true, false] do
       raise ArgumentError,
             "option :node must be a node name atom such as :\"my_app@127.0.0.1\", got: #{inspect_type(node)}"
+    end
+
+    # Long names (net_kernel is started with name_domain: :longnames): without a host OTP
+    # would pick this machine's FQDN, which on a phone is not where the laptop reaches it
+    # (127.0.0.1 through adb forward), and without a domain the start fails.
+    unless node |> Atom.to_string() |> String.contains?("@") do
+      raise ArgumentError,
+            "option :node must include a host (\"name@host\", such as :\"my_app@127.0.0.1\"), got: #{inspect_type(node)}"
     end
 
     unless is_atom(cookie) and cookie not in [nil, true, false, :""] do
@@ -60,6 +75,12 @@ defmodule Dala.Dist.Options do
 
     :ok
   end
+
+  @doc false
+  # The cookie of a plan made by validate!/1.
+  def reveal(hidden) when is_function(hidden, 0), do: hidden.()
+
+  defp hide(cookie), do: fn -> cookie end
 
   defp ms!(opts, key, default, min) do
     case Keyword.get(opts, key, default) do
@@ -106,6 +127,7 @@ defmodule Dala.Dist.Options do
 
   defp type_name(term) when is_binary(term), do: "a binary"
   defp type_name(term) when is_list(term), do: "a list"
+  defp type_name(term) when is_map(term), do: "a map"
   defp type_name(term) when is_integer(term), do: "an integer"
   defp type_name(term) when is_atom(term), do: inspect(term)
   defp type_name(_term), do: "another term"

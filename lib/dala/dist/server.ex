@@ -125,7 +125,7 @@ defmodule Dala.Dist.Server do
          :ok <- precheck(plan, epmd_port),
          :ok <- prepare(plan),
          {:ok, _pid} <- :net_kernel.start(plan.node, %{name_domain: :longnames}) do
-      true = Node.set_cookie(plan.cookie)
+      true = Node.set_cookie(Dala.Dist.Options.reveal(plan.cookie))
       {:started, node()}
     else
       {:error, reason} -> classify_net_kernel_error(reason, plan, epmd_port)
@@ -263,6 +263,11 @@ defmodule Dala.Dist.Server do
   end
 
   defp disconnect_and_stop do
+    # An attempt cancelled inside :net_kernel.start/2 goes on in kernel_sup: killing the task
+    # does not stop it, and registering with EPMD can take up to 10 s. This call returns only
+    # once kernel_sup is done with it, so Node.alive?/0 below sees its outcome.
+    _ = :supervisor.which_children(:kernel_sup)
+
     if Node.alive?() do
       name = node() |> Atom.to_string() |> String.split("@") |> hd()
       Enum.each(Node.list([:visible, :hidden]), &Node.disconnect/1)
