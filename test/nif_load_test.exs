@@ -57,8 +57,12 @@ defmodule Dala.NifLoadTest do
     assert out =~ "result={module,dala_dist_nif}"
     assert out =~ "load_error=none"
   end
+end
 
-  @tag :mix_compile
+defmodule Dala.NifRebuildTest do
+  # Not async: it removes the library that other tests' `mix` and `erl` processes load.
+  use ExUnit.Case, async: false
+
   test "mix compile puts a removed priv/dala_dist_nif.so back" do
     so = Path.join(File.cwd!(), "priv/dala_dist_nif.so")
     saved = File.read!(so)

@@ -91,7 +91,8 @@ defmodule Dala.Dist do
 
   ## Options
 
-    * `:node` - the node name atom, e.g. `:"my_app@127.0.0.1"` (required on Android and host).
+    * `:node` - the node name atom with its host, e.g. `:"my_app@127.0.0.1"` (required on
+      Android and host; distribution uses long names, and a phone is reached at 127.0.0.1).
       `DALA_NODE_SUFFIX` (or the older spelling `dala_NODE_SUFFIX`) inserts a per-device suffix:
       `:"my_app_<suffix>@127.0.0.1"`, see `apply_suffix/2`.
     * `:cookie` - the cookie atom (required on Android and host); use `cookie_from_env/2`.
