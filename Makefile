@@ -1,6 +1,8 @@
-# The two commands of the README:
-#   make demo   - installs what is missing, builds, and runs the Android dev-loop demo
-#   make test   - installs what is missing, builds, and runs every test and check
+# The commands of the README:
+#   make demo         - installs what is missing, builds, and runs the Android dev-loop demo
+#   make test         - installs what is missing, builds, and runs every test and check
+#   make bench        - the gate benchmark, full mode (minutes); writes bench/results/latest.*
+#   make bench-quick  - the same benchmark with small n and short waits (CI; asserts no timing)
 # Both are safe to re-run; installing is quiet when nothing is missing.
 
 SHELL := /bin/bash
@@ -15,7 +17,8 @@ JOBS ?= 2
 # A free loopback port for the test VM's EPMD (never the machine's default 4369).
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
-.PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test
+.PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test \
+        bench bench-quick bench-helper
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -56,3 +59,19 @@ rebar-test:
 	rebar3 compile
 	erl -noshell -pa _build/default/lib/dala/ebin \
 	  -eval 'host = dala_dist_nif:platform(), io:format("rebar3 build: dala_dist_nif:platform() = host~n"), halt().'
+
+# The benchmark's VM gets a private EPMD port too; dala_gate_bench (the gate without a VM, and the
+# launcher that starts each epmd and sees when it first accepts) is built only here.
+bench-helper:
+	cmake -S . -B $(BUILD)/bench -DDALA_WERROR=ON -DDALA_BUILD_NIF=OFF -DDALA_BUILD_TESTS=OFF \
+	  -DDALA_BUILD_BENCH=ON >/dev/null
+	cmake --build $(BUILD)/bench --parallel $(JOBS)
+
+bench: deps bench-helper
+	mix compile
+	ERL_EPMD_PORT=$(FREE_PORT) mix run --no-start bench/gate_bench.exs --helper $(BUILD)/bench/dala_gate_bench
+
+bench-quick: deps bench-helper
+	mix compile
+	ERL_EPMD_PORT=$(FREE_PORT) mix run --no-start bench/gate_bench.exs --quick \
+	  --helper $(BUILD)/bench/dala_gate_bench
