@@ -85,9 +85,15 @@ defmodule DalaBench do
     {:ok, epmd_exe} = Epmd.epmd_executable()
 
     # Other work on the machine skews every number here; the load average is recorded with them.
-    load = File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ")
+    ctx = %{
+      cfg: cfg,
+      port: port,
+      helper: helper,
+      epmd_exe: epmd_exe,
+      rows: [],
+      load_before: load_average()
+    }
 
-    ctx = %{cfg: cfg, port: port, helper: helper, epmd_exe: epmd_exe, rows: [], load_before: load}
     started = System.monotonic_time(:millisecond)
     say("gate benchmark, #{cfg.mode} mode, EPMD port #{port}")
 
@@ -502,7 +508,8 @@ defmodule DalaBench do
       {"commit", String.trim(commit) <> if(dirty == "", do: "", else: " (with local changes)")},
       {"date", DateTime.utc_now() |> DateTime.truncate(:second) |> DateTime.to_iso8601()},
       {"duration_s", "#{seconds}"},
-      {"load_before", ctx.load_before}
+      {"load_before", ctx.load_before},
+      {"load_after", load_average()}
     ]
   end
 
@@ -563,7 +570,7 @@ defmodule DalaBench do
     # Gate benchmark (#{cfg.mode} mode)
 
     #{m["cpu"]}, #{m["cores"]} cores, #{m["kernel"]}; OTP #{m["otp"]}, Elixir #{m["elixir"]};
-    commit #{m["commit"]}; #{m["date"]}; #{m["duration_s"]} s; load average before: #{m["load_before"]}. Command: `make #{if cfg.mode == "full", do: "bench", else: "bench-quick"}`.
+    commit #{m["commit"]}; #{m["date"]}; #{m["duration_s"]} s; load average before / after: #{m["load_before"]} / #{m["load_after"]}. Command: `make #{if cfg.mode == "full", do: "bench", else: "bench-quick"}`.
     Baseline: the field's published wait (`:gen_tcp.connect` to 127.0.0.1 with a 200 ms timeout;
     on failure sleep 500 ms and charge 700 ms to a 10 s budget; a connect is "ready").
 
@@ -694,6 +701,10 @@ defmodule DalaBench do
       {:error, _} -> port
     end
   end
+
+  # 1, 5 and 15 minute load averages (the 1-minute one lags by about a minute).
+  defp load_average,
+    do: File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ")
 
   defp say(text), do: IO.puts("[bench] " <> text)
   defp progress(i, n), do: if(rem(i, 10) == 0 or i == n, do: IO.puts("[bench]   #{i}/#{n}"))
