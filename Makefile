@@ -1,6 +1,8 @@
-# The two commands of the README:
-#   make demo   - installs what is missing, builds, and runs the Android dev-loop demo
-#   make test   - installs what is missing, builds, and runs every test and check
+# The commands of the README:
+#   make demo         - installs what is missing, builds, and runs the Android dev-loop demo
+#   make test         - installs what is missing, builds, and runs every test and check
+#   make bench        - the gate benchmark, full mode (minutes); writes bench/results/latest.*
+#   make bench-quick  - the same benchmark with small n and short waits (CI; asserts no timing)
 # Both are safe to re-run; installing is quiet when nothing is missing.
 
 SHELL := /bin/bash
@@ -16,7 +18,7 @@ JOBS ?= 2
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
 .PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test \
-        fuzz elixir-asan-test fleet
+        fuzz elixir-asan-test fleet bench bench-quick bench-helper
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -33,7 +35,7 @@ demo: deps
 	mix compile
 	ERL_EPMD_PORT=$(FREE_PORT) ERL_FLAGS="+Bd" mix run --no-start examples/android_dev_loop.exs
 
-test: deps native-test native-asan-test fuzz format-check elixir-test elixir-asan-test rebar-test
+test: deps native-test native-asan-test fuzz format-check elixir-test elixir-asan-test rebar-test bench-quick
 
 native-test:
 	cmake -S . -B $(BUILD)/test -DDALA_WERROR=ON -DDALA_BUILD_NIF=OFF >/dev/null
@@ -107,3 +109,19 @@ FLEET_SIZE ?= 50
 fleet:
 	MIX_ENV=test mix compile
 	DALA_FLEET_SIZE=$(FLEET_SIZE) ERL_EPMD_PORT=$(FREE_PORT) mix test --only fleet test/fleet_test.exs
+
+# The benchmark's VM gets a private EPMD port too; dala_gate_bench (the gate without a VM, and the
+# launcher that starts each epmd and sees when it first accepts) is built only here.
+bench-helper:
+	cmake -S . -B $(BUILD)/bench -DDALA_WERROR=ON -DDALA_BUILD_NIF=OFF -DDALA_BUILD_TESTS=OFF \
+	  -DDALA_BUILD_BENCH=ON >/dev/null
+	cmake --build $(BUILD)/bench --parallel $(JOBS)
+
+bench: deps bench-helper
+	mix compile
+	ERL_EPMD_PORT=$(FREE_PORT) mix run --no-start bench/gate_bench.exs --helper $(BUILD)/bench/dala_gate_bench
+
+bench-quick: deps bench-helper
+	mix compile
+	ERL_EPMD_PORT=$(FREE_PORT) mix run --no-start bench/gate_bench.exs --quick \
+	  --helper $(BUILD)/bench/dala_gate_bench

@@ -38,7 +38,20 @@ defmodule DalaDemo.Tunnel do
     end
   end
 
-  defp start(port, handle) do
+  # A tunnel closed a moment ago may still hold the port: its sockets close asynchronously,
+  # after its process is gone. Try again for up to a second.
+  defp start(port, handle, tries_left \\ 50) do
+    case listen(port, handle) do
+      {:error, :eaddrinuse} when tries_left > 0 ->
+        Process.sleep(20)
+        start(port, handle, tries_left - 1)
+
+      result ->
+        result
+    end
+  end
+
+  defp listen(port, handle) do
     caller = self()
     ref = make_ref()
     counter = :counters.new(1, [])
