@@ -25,10 +25,10 @@ defmodule DalaBench do
 
   # Backoff settings of the curve, {initial_us, max_us}; the first is the gate's default.
   @curve [
-    {2_000, 20_000},
-    {2_000, 50_000},
-    {2_000, 10_000},
     {2_000, 8_000},
+    {2_000, 50_000},
+    {2_000, 20_000},
+    {2_000, 10_000},
     {2_000, 6_000},
     {1_000, 4_000},
     {1_000, 2_000},

@@ -225,7 +225,7 @@ defmodule Dala.Dist.EpmdTest do
     assert {:ready, %{attempts: attempts}} = Task.await(waiter)
     assert_received {:done_at, done_at}
     assert attempts > 1
-    # The backoff is capped at 20 ms; 100 ms leaves slack for a loaded machine.
+    # The backoff is capped at 8 ms; 100 ms leaves slack for a loaded machine.
     assert done_at - answering_at < 100
   end
 

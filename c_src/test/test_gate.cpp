@@ -306,7 +306,7 @@ TEST_CASE("a listener that appears during the wait is noticed soon after", "[gat
   REQUIRE(r.kind == WaitResult::Kind::Ready);
   REQUIRE(r.names.empty());
   REQUIRE(listening_at_ms >= 0);
-  // The backoff is capped at 20 ms; leave slack for a loaded machine.
+  // The backoff is capped at 8 ms; leave slack for a loaded machine.
   REQUIRE(r.elapsed_ms - listening_at_ms < 100);
 }
 

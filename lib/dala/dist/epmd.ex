@@ -12,7 +12,7 @@ defmodule Dala.Dist.Epmd do
 
   ## The gate
 
-  `wait/2` retries NAMES with a short backoff (2 ms growing to 20 ms) until EPMD answers, the
+  `wait/2` retries NAMES with a short backoff (2 ms growing to 8 ms) until EPMD answers, the
   deadline passes (kept on a monotonic clock within a few milliseconds), or the wait is
   cancelled. Each attempt's I/O is bounded by the time left, so a peer that accepts and never
   answers cannot hold the wait past its deadline. A gate is a native handle owned by the
