@@ -66,22 +66,7 @@ defmodule Dala.FaultsTest do
     |> Enum.find(fn result -> result || System.monotonic_time(:millisecond) > deadline end)
   end
 
-  defp laptop_erpc(phone, epmd_port) do
-    eval = """
-    C = 'Elixir.Dala.Dist':cookie_from_env(<<"#{@secret_var}">>, <<"#{@app}">>),
-    erlang:set_cookie(C),
-    R = (catch erpc:call('#{phone}', erlang, node, [], 5000)),
-    io:format("erpc:~p~n", [R]),
-    halt().
-    """
-
-    {out, 0} =
-      Peer.eval(:"laptop#{System.unique_integer([:positive])}@127.0.0.1", epmd_port, eval, [
-        {@secret_var, System.fetch_env!(@secret_var)}
-      ])
-
-    out
-  end
+  defp laptop_erpc(phone, epmd_port), do: Peer.laptop_erpc(phone, epmd_port, @secret_var, @app)
 
   describe "EPMD faults" do
     test "EPMD frozen, then killed while the gate waits, then restarted: the node starts", ctx do

@@ -37,23 +37,8 @@ defmodule Dala.LifecycleTest do
     port
   end
 
-  # The laptop: derives the cookie itself from the same secret, attaches, and calls the phone.
-  defp laptop_erpc(phone, epmd_port, app \\ "lifecycle_app") do
-    eval = """
-    C = 'Elixir.Dala.Dist':cookie_from_env(<<"#{@secret_var}">>, <<"#{app}">>),
-    erlang:set_cookie(C),
-    R = (catch erpc:call('#{phone}', erlang, node, [], 5000)),
-    io:format("erpc:~p~n", [R]),
-    halt().
-    """
-
-    {out, 0} =
-      Peer.eval(:"laptop#{System.unique_integer([:positive])}@127.0.0.1", epmd_port, eval, [
-        {@secret_var, System.fetch_env!(@secret_var)}
-      ])
-
-    out
-  end
+  defp laptop_erpc(phone, epmd_port, app \\ "lifecycle_app"),
+    do: Peer.laptop_erpc(phone, epmd_port, @secret_var, app)
 
   describe "Android flow" do
     test "honours the delay, waits for EPMD, starts when a tunnel to a real epmd appears, and a laptop attaches",

@@ -22,7 +22,8 @@ namespace dala::epmd {
 // later, so the cap bounds the detection latency: 8 ms keeps EPMD-up -> Node.alive?/0 under
 // 10 ms. The cost is one wake-up per attempt; a refused connect on loopback is a few
 // microseconds of syscalls, and what dominates is the wake-up itself (measured on the 2-core VM
-// of bench/results: 40-140 us each, about 1.4 % of a core at this cap; see the backoff curve there).
+// of bench/results: 40-140 us each, about 1.4 % of a core at this cap; see the backoff curve
+// there).
 struct Backoff {
   std::chrono::microseconds initial{2000};
   std::chrono::microseconds max{8000};

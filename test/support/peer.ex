@@ -35,6 +35,25 @@ defmodule Dala.Test.Peer do
   end
 
   @doc """
+  The laptop: a new node that derives the cookie itself from the secret in `secret_var` (passed
+  on from this VM's environment) for `app`, attaches to `phone` through the EPMD on `epmd_port`
+  and calls `erlang:node()` there. Returns the peer's output, `erpc:'<phone>'` on success.
+  """
+  def laptop_erpc(phone, epmd_port, secret_var, app) do
+    eval = """
+    C = 'Elixir.Dala.Dist':cookie_from_env(<<"#{secret_var}">>, <<"#{app}">>),
+    erlang:set_cookie(C),
+    R = (catch erpc:call('#{phone}', erlang, node, [], 5000)),
+    io:format("erpc:~p~n", [R]),
+    halt().
+    """
+
+    name = :"laptop#{System.unique_integer([:positive])}@127.0.0.1"
+    {out, 0} = eval(name, epmd_port, eval, [{secret_var, System.fetch_env!(secret_var)}])
+    out
+  end
+
+  @doc """
   Starts a node named `name` that registers with the EPMD on `epmd_port` and stays up; returns
   its OS PID. The node prints `ready` once it is registered. `stop/1` ends it.
   """
