@@ -104,10 +104,14 @@ int load(ErlNifEnv* env, void** priv_data, ERL_NIF_TERM load_info) {
   }
   make_atoms(env);
   const char* why = nullptr;
-  if (!load_cookie(env, &why) || !load_gate(env, &why)) {
+  if (!load_cookie(env, &why)) {
     enif_fprintf(stderr, "dala_dist_nif: load failed: %s\n", why ? why : "unknown reason");
-    unload_cookie();
     return 2;
+  }
+  if (!load_gate(env, &why)) {
+    enif_fprintf(stderr, "dala_dist_nif: load failed: %s\n", why ? why : "unknown reason");
+    unload_cookie();  // undo only what succeeded
+    return 3;
   }
   return 0;
 }
