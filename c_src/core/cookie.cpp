@@ -5,25 +5,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "ascii.h"
 #include "hkdf.h"
 
 namespace dala::cookie {
 
-namespace {
-
-bool is_ascii_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-}  // namespace
-
-std::string_view trim_secret(std::string_view raw) noexcept {
-  std::size_t begin = 0;
-  std::size_t end = raw.size();
-  while (begin < end && is_ascii_space(raw[begin])) ++begin;
-  while (end > begin && is_ascii_space(raw[end - 1])) --end;
-  return raw.substr(begin, end - begin);
-}
+std::string_view trim_secret(std::string_view raw) noexcept { return trim_ascii_whitespace(raw); }
 
 SecretStatus check_secret(std::string_view trimmed) noexcept {
   if (trimmed.empty()) return SecretStatus::Empty;

@@ -7,10 +7,6 @@
 namespace dala {
 namespace {
 
-bool is_ascii_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
 bool is_name_byte(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-';
@@ -75,14 +71,6 @@ std::string code_point(std::uint32_t cp) {
 }
 
 }  // namespace
-
-std::string_view trim_ascii_whitespace(std::string_view s) noexcept {
-  std::size_t begin = 0;
-  std::size_t end = s.size();
-  while (begin < end && is_ascii_space(s[begin])) ++begin;
-  while (end > begin && is_ascii_space(s[end - 1])) --end;
-  return s.substr(begin, end - begin);
-}
 
 std::string sanitize_suffix(std::string_view suffix) {
   std::string out(suffix);

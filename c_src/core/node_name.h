@@ -25,13 +25,12 @@
 #include <string>
 #include <string_view>
 
+#include "ascii.h"  // trim_ascii_whitespace, used on suffixes
+
 namespace dala {
 
 // The atom table's limit, in characters.
 inline constexpr std::size_t kMaxNodeChars = 255;
-
-// `s` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r).
-std::string_view trim_ascii_whitespace(std::string_view s) noexcept;
 
 // `suffix` with every byte outside [A-Za-z0-9_-] replaced by '_' (a multi-byte
 // UTF-8 character becomes one '_' per byte). Does not trim.

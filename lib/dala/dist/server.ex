@@ -21,21 +21,14 @@ defmodule Dala.Dist.Server do
   end
 
   @impl true
-  def handle_call({:start, plan}, _from, state) do
-    case state.status do
-      {:waiting, _} -> {:reply, :ok, state}
-      {:started, _} -> {:reply, :ok, state}
-      _ -> {:reply, :ok, begin(plan, state)}
-    end
+  # While an attempt waits or distribution runs, ensure_started/1 changes nothing.
+  def handle_call({request, _}, _from, %{status: {phase, _}} = state)
+      when request in [:start, :settle] and phase in [:waiting, :started] do
+    {:reply, :ok, state}
   end
 
-  def handle_call({:settle, status}, _from, state) do
-    case state.status do
-      {:waiting, _} -> {:reply, :ok, state}
-      {:started, _} -> {:reply, :ok, state}
-      _ -> {:reply, :ok, finish(state, status)}
-    end
-  end
+  def handle_call({:start, plan}, _from, state), do: {:reply, :ok, begin(plan, state)}
+  def handle_call({:settle, status}, _from, state), do: {:reply, :ok, finish(state, status)}
 
   def handle_call(:status, _from, state), do: {:reply, state.status, state}
 
