@@ -59,8 +59,12 @@ defmodule Mix.Tasks.Compile.DalaNif do
     if File.read(built) == File.read(target) do
       {:noop, []}
     else
+      # Copy, then rename into place: a VM that has the old library loaded keeps its mapping
+      # intact, where an in-place overwrite would change the pages under it.
       File.mkdir_p!(Path.dirname(target))
-      File.cp!(built, target)
+      tmp = target <> ".tmp"
+      File.cp!(built, tmp)
+      File.rename!(tmp, target)
       Mix.shell().info("Compiled #{target}")
       {:ok, []}
     end

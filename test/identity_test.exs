@@ -264,11 +264,18 @@ defmodule Dala.Dist.IdentityTest do
       assert Application.fetch_env(:kernel, :inet_dist_use_interface) == {:ok, {127, 0, 0, 1}}
     end
 
-    test "a nil interface deletes an earlier one" do
-      Application.put_env(:kernel, :inet_dist_use_interface, {127, 0, 0, 1})
+    test "a nil interface removes the one this library set" do
+      assert Identity.dist_listen_env(9125, {127, 0, 0, 1}) == :ok
       assert Identity.dist_listen_env(9124, nil) == :ok
       assert Application.fetch_env(:kernel, :inet_dist_use_interface) == :error
       assert Application.fetch_env(:kernel, :inet_dist_listen_min) == {:ok, 9124}
+    end
+
+    test "a nil interface leaves the user's own kernel setting alone" do
+      Application.delete_env(:dala, :dist_interface_set)
+      Application.put_env(:kernel, :inet_dist_use_interface, {127, 0, 0, 1})
+      assert Identity.dist_listen_env(9124, nil) == :ok
+      assert Application.fetch_env(:kernel, :inet_dist_use_interface) == {:ok, {127, 0, 0, 1}}
     end
 
     test "bad arguments raise naming them" do

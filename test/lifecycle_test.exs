@@ -3,6 +3,8 @@ defmodule Dala.LifecycleTest do
   use ExUnit.Case, async: false
   @moduletag :vm_dist
 
+  import Bitwise
+  import ExUnit.CaptureLog
   alias Dala.Dist
   alias Dala.Test.{Net, Peer}
 
@@ -156,16 +158,22 @@ defmodule Dala.LifecycleTest do
       tunnel = Net.forwarder(ctx.epmd_port, laptop_epmd)
       {:ok, busy} = :gen_tcp.listen(ctx.dist_port, ip: {127, 0, 0, 1})
 
-      :ok =
-        Dist.ensure_started(
-          platform: :android,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          delay: 0,
-          dist_port: ctx.dist_port
-        )
+      log =
+        capture_log(fn ->
+          :ok =
+            Dist.ensure_started(
+              platform: :android,
+              node: ctx.node,
+              cookie: ctx.cookie,
+              delay: 0,
+              dist_port: ctx.dist_port
+            )
 
-      assert Dist.await(5_000) == {:error, {:port_in_use, ctx.dist_port}}
+          assert Dist.await(5_000) == {:error, {:port_in_use, ctx.dist_port}}
+        end)
+
+      # The failure's log line names the node it was for.
+      assert log =~ "distribution as #{ctx.node} failed: {:port_in_use, #{ctx.dist_port}}"
       refute Node.alive?()
       :gen_tcp.close(busy)
       Net.stop_listener(tunnel)
@@ -233,6 +241,55 @@ defmodule Dala.LifecycleTest do
       refute Node.alive?()
       assert {:ok, %{names: _}} = Dala.Dist.Epmd.names(port: ctx.epmd_port)
     end
+  end
+
+  describe "host flow, stop/0 during the EPMD start" do
+    test "ends the EPMD whose start it interrupted", ctx do
+      on_exit(fn -> Dala.Dist.Epmd.kill(port: ctx.epmd_port, timeout: 500) end)
+
+      :ok =
+        Dist.ensure_started(
+          platform: :host,
+          node: ctx.node,
+          cookie: ctx.cookie,
+          dist_port: ctx.dist_port
+        )
+
+      wait_for_status({:waiting, :epmd})
+      :ok = Dist.stop()
+      Process.sleep(500)
+      assert {:error, _} = Dala.Dist.Epmd.names(port: ctx.epmd_port, timeout: 200)
+    end
+  end
+
+  test "a status {:started, _} whose :net_kernel was stopped elsewhere does not block a new start",
+       ctx do
+    foreign = Net.start_epmd(ctx.epmd_port)
+    on_exit(fn -> Net.stop_epmd(foreign) end)
+    opts = [platform: :host, node: ctx.node, cookie: ctx.cookie, dist_port: ctx.dist_port]
+
+    :ok = Dist.ensure_started(opts)
+    assert Dist.await(10_000) == {:ok, ctx.node}
+    :ok = :net_kernel.stop()
+    refute Node.alive?()
+
+    :ok = Dist.ensure_started(opts)
+    assert Dist.await(10_000) == {:ok, ctx.node}
+    assert Node.alive?()
+  end
+
+  test "await/1 with a huge timeout waits without crashing the lifecycle server", ctx do
+    server = Process.whereis(Dala.Dist.Server)
+
+    :ok =
+      Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+
+    waiter = Task.async(fn -> Dist.await(1 <<< 50) end)
+    Process.sleep(50)
+    assert Process.whereis(Dala.Dist.Server) == server
+    assert Dist.status() == {:waiting, :delay}
+    :ok = Dist.stop()
+    assert Task.await(waiter) == {:error, :stopped}
   end
 
   describe "stop/0" do

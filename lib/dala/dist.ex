@@ -32,7 +32,6 @@ defmodule Dala.Dist do
   connections stay up; new connections need the new cookie.
   """
 
-  require Logger
   alias Dala.Dist.{Identity, Options, Server}
 
   @typedoc "The platform this build of the library was compiled for."
@@ -99,7 +98,8 @@ defmodule Dala.Dist do
     * `:delay` - ms to wait before starting, 0..3_600_000 (default 3_000 on Android, 0 on host).
     * `:dist_port` - the dist listen port, 1..65535 (default `DALA_DIST_PORT`, else 9100).
     * `:listen_interface` - the IP tuple the dist port listens on (default `{127, 0, 0, 1}` on
-      Android, where the laptop reaches the phone through `adb forward`; all interfaces on host).
+      Android, where the laptop reaches the phone through `adb forward`; on host the kernel's
+      own `inet_dist_use_interface` if set, else all interfaces).
     * `:epmd_timeout` - how long to wait for EPMD, 1..3_600_000 ms (default 10_000).
     * `:platform` - `:android`, `:ios` or `:host` (default `platform/0`); lets tests, emulators
       and desktop builds pick a flow.
@@ -141,7 +141,13 @@ defmodule Dala.Dist do
   defp start(plan) do
     case resolve_node(plan.node) do
       {:ok, node} ->
-        plan = %{plan | node: node, dist_port: Identity.resolve_dist_port(plan.dist_port)}
+        plan =
+          Map.merge(plan, %{
+            node: node,
+            base_node: plan.node,
+            dist_port: Identity.resolve_dist_port(plan.dist_port)
+          })
+
         GenServer.call(Server, {:start, plan})
 
       {:error, message} ->
@@ -156,9 +162,9 @@ defmodule Dala.Dist do
   end
 
   # The suffix comes from the environment: a name it makes invalid is a runtime condition.
+  # (The server logs the resolved name once, when it starts an attempt with it.)
   defp resolve_node(base) do
-    {node, changed?} = Identity.resolve_node(base)
-    if changed?, do: Logger.info("Dala.Dist: node name resolved to #{node}")
+    {node, _changed?} = Identity.resolve_node(base)
     {:ok, node}
   rescue
     e in ArgumentError -> {:error, "DALA_NODE_SUFFIX: " <> e.message}
@@ -208,7 +214,8 @@ defmodule Dala.Dist do
   def await(timeout \\ 15_000)
 
   def await(timeout) when is_integer(timeout) and timeout >= 0 do
-    GenServer.call(Server, {:await, timeout}, :infinity)
+    # Erlang timers reach about 2^45 ms; anything beyond ~49 days is "forever" for an app start.
+    GenServer.call(Server, {:await, min(timeout, 0xFFFFFFFF)}, :infinity)
   end
 
   def await(timeout) do

@@ -160,8 +160,9 @@ defmodule Dala.Dist.Identity do
     * `inet_dist_listen_min` and `inet_dist_listen_max` are both set to `port`,
       so the listener uses exactly that port;
     * `inet_dist_use_interface` is set to `interface` (an IP tuple, passed as
-      the listen socket's `ip` option), or deleted when `interface` is `nil`,
-      so the listener binds all interfaces and no earlier value lingers.
+      the listen socket's `ip` option). With `interface` `nil`, a value this
+      function set earlier is removed (the listener binds all interfaces), while
+      a user's own setting (`-kernel inet_dist_use_interface ...`) is kept.
 
   Must be called before `:net_kernel` starts; it has no effect on a running
   listener. Raises `ArgumentError` naming `port` or `interface` for bad values.
@@ -173,11 +174,22 @@ defmodule Dala.Dist.Identity do
     Application.put_env(:kernel, :inet_dist_listen_min, port)
     Application.put_env(:kernel, :inet_dist_listen_max, port)
 
-    if interface do
-      Application.put_env(:kernel, :inet_dist_use_interface, interface)
-    else
-      Application.delete_env(:kernel, :inet_dist_use_interface)
+    cond do
+      interface ->
+        Application.put_env(:kernel, :inet_dist_use_interface, interface)
+        Application.put_env(:dala, :dist_interface_set, interface)
+
+      # Undo only what this library set: a user's own -kernel inet_dist_use_interface stays.
+      Application.fetch_env(:kernel, :inet_dist_use_interface) ==
+          Application.fetch_env(:dala, :dist_interface_set) ->
+        Application.delete_env(:kernel, :inet_dist_use_interface)
+        Application.delete_env(:dala, :dist_interface_set)
+
+      true ->
+        :ok
     end
+
+    :ok
   end
 
   @doc """

@@ -20,10 +20,16 @@ defmodule Dala.Dist.Server do
     {:ok, %{status: :idle, attempt: nil, epmd_started: nil, waiters: []}}
   end
 
+  # While an attempt waits or distribution runs, ensure_started/1 changes nothing. A status
+  # {:started, _} whose :net_kernel was stopped behind our back does not count.
+  defguardp busy?(status)
+            when is_tuple(status) and
+                   (elem(status, 0) == :waiting or
+                      (elem(status, 0) == :started and node() != :nonode@nohost))
+
   @impl true
-  # While an attempt waits or distribution runs, ensure_started/1 changes nothing.
-  def handle_call({request, _}, _from, %{status: {phase, _}} = state)
-      when request in [:start, :settle] and phase in [:waiting, :started] do
+  def handle_call({request, _}, _from, %{status: status} = state)
+      when request in [:start, :settle] and busy?(status) do
     {:reply, :ok, state}
   end
 
@@ -69,14 +75,14 @@ defmodule Dala.Dist.Server do
 
   def handle_info({ref, result}, %{attempt: %{task: %Task{ref: ref}}} = state) do
     Process.demonitor(ref, [:flush])
-    {:noreply, finish(%{state | attempt: nil}, result)}
+    {:noreply, %{finish(state, result) | attempt: nil}}
   end
 
   def handle_info(
         {:DOWN, ref, :process, _pid, reason},
         %{attempt: %{task: %Task{ref: ref}}} = state
       ) do
-    {:noreply, finish(%{state | attempt: nil}, {:failed, {:crashed, reason}})}
+    {:noreply, %{finish(state, {:failed, {:crashed, reason}}) | attempt: nil}}
   end
 
   def handle_info({:await_timeout, from}, state) do
@@ -101,6 +107,9 @@ defmodule Dala.Dist.Server do
 
     task =
       Task.Supervisor.async_nolink(Dala.Dist.TaskSupervisor, fn -> run(plan, gate, server) end)
+
+    if plan.node != plan.base_node,
+      do: Logger.info("Dala.Dist: node name resolved to #{plan.node}")
 
     status = {:waiting, :delay}
     log_status(status, plan)
@@ -137,16 +146,19 @@ defmodule Dala.Dist.Server do
       {:ok, _} ->
         :ok
 
-      {:error, _reason} ->
-        # The desktop flow: no EPMD yet, so start one from this ERTS, and remember it.
-        case Epmd.start_daemon(port) do
-          :ok ->
-            phase(server, {:epmd_started, port})
-            await_gate(gate, port, plan.epmd_timeout)
+      {:error, :econnrefused} ->
+        # The desktop flow: nothing listens, so start an EPMD from this ERTS. Say so first:
+        # `epmd -daemon` detaches at once, so even a stop/0 during the start must end it.
+        phase(server, {:epmd_started, port})
 
-          {:error, reason} ->
-            {:failed, {:epmd_start, reason}}
+        case Epmd.start_daemon(port) do
+          :ok -> await_gate(gate, port, plan.epmd_timeout)
+          {:error, reason} -> {:failed, {:epmd_start, reason}}
         end
+
+      {:error, _slow_or_odd} ->
+        # Something listens but does not answer (yet): not ours to replace. Wait for it.
+        await_gate(gate, port, plan.epmd_timeout)
     end
   end
 
@@ -249,10 +261,17 @@ defmodule Dala.Dist.Server do
 
   defp cancel_attempt(%{attempt: nil} = state), do: state
 
-  defp cancel_attempt(%{attempt: %{task: task, gate: gate}} = state) do
+  defp cancel_attempt(%{attempt: %{task: %Task{pid: pid} = task, gate: gate}} = state) do
     Epmd.cancel(gate)
     Task.shutdown(task, :brutal_kill)
-    %{state | attempt: nil}
+
+    # An EPMD the attempt said it was starting is ours, even if the news is still in the mailbox.
+    receive do
+      {:dala_dist_phase, ^pid, {:epmd_started, port}} ->
+        %{state | attempt: nil, epmd_started: port}
+    after
+      0 -> %{state | attempt: nil}
+    end
   end
 
   defp disconnect_and_stop do
@@ -296,18 +315,21 @@ defmodule Dala.Dist.Server do
       :empty ->
         _ = Epmd.kill(port: port, ip: @ip, timeout: 1_000)
         Logger.info("Dala.Dist: stopped the EPMD this node started on port #{port}")
+        %{state | epmd_started: nil}
 
       {:names, names} ->
+        # Still ours: a later stop/0, once those nodes are gone, ends it.
         Logger.info(
           "Dala.Dist: leaving the EPMD on port #{port} running, other nodes use it: " <>
             Enum.map_join(names, ", ", &elem(&1, 0))
         )
 
-      {:error, _reason} ->
-        :ok
-    end
+        state
 
-    %{state | epmd_started: nil}
+      {:error, _reason} ->
+        # Gone already, or it never came up.
+        %{state | epmd_started: nil}
+    end
   end
 
   defp wait_until_empty(port, tries_left) do
@@ -319,6 +341,11 @@ defmodule Dala.Dist.Server do
         {:names, names}
 
       {:ok, _names} ->
+        Process.sleep(50)
+        wait_until_empty(port, tries_left - 1)
+
+      # A daemon whose start stop/0 interrupted may not listen yet: give it half a second.
+      {:error, :econnrefused} when tries_left > 10 ->
         Process.sleep(50)
         wait_until_empty(port, tries_left - 1)
 
@@ -343,8 +370,11 @@ defmodule Dala.Dist.Server do
   defp log_status({:skipped, reason}, _plan),
     do: Logger.info("Dala.Dist: distribution skipped (#{reason})")
 
-  defp log_status({:failed, reason}, _plan),
+  defp log_status({:failed, reason}, nil),
     do: Logger.error("Dala.Dist: distribution failed: #{inspect(reason)}")
+
+  defp log_status({:failed, reason}, plan),
+    do: Logger.error("Dala.Dist: distribution as #{plan.node} failed: #{inspect(reason)}")
 
   defp log_status(_status, _plan), do: :ok
 end
