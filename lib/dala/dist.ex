@@ -148,7 +148,7 @@ defmodule Dala.Dist do
             dist_port: Identity.resolve_dist_port(plan.dist_port)
           })
 
-        GenServer.call(Server, {:start, plan})
+        GenServer.call(Server, {:start, plan}, :infinity)
 
       {:error, message} ->
         settle({:failed, {:invalid_node, message}})
@@ -170,7 +170,8 @@ defmodule Dala.Dist do
     e in ArgumentError -> {:error, "DALA_NODE_SUFFIX: " <> e.message}
   end
 
-  defp settle(status), do: GenServer.call(Server, {:settle, status})
+  # :infinity: a stop/0 in progress may hold the server for a few seconds; then this waits.
+  defp settle(status), do: GenServer.call(Server, {:settle, status}, :infinity)
 
   @doc """
   Where distribution is.
@@ -193,7 +194,7 @@ defmodule Dala.Dist do
       :idle
   """
   @spec status() :: status()
-  def status, do: GenServer.call(Server, :status)
+  def status, do: Server.status()
 
   @doc """
   Waits until the current attempt ends, for at most `timeout` ms (default 15_000).

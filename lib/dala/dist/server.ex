@@ -15,9 +15,20 @@ defmodule Dala.Dist.Server do
 
   def start_link(_arg), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
+  @doc false
+  # The status is also kept in a protected ETS table, so status/0 answers at once even while
+  # the server is busy (stop/0 may wait seconds for :net_kernel to finish a start it interrupted).
+  def status, do: :ets.lookup_element(__MODULE__, :status, 2)
+
   @impl true
   def init(nil) do
-    {:ok, %{status: :idle, attempt: nil, epmd_started: nil, waiters: []}}
+    :ets.new(__MODULE__, [:named_table, :protected, read_concurrency: true])
+    {:ok, put_status(%{attempt: nil, epmd_started: nil, waiters: []}, :idle)}
+  end
+
+  defp put_status(state, status) do
+    :ets.insert(__MODULE__, {:status, status})
+    Map.put(state, :status, status)
   end
 
   # While an attempt waits or distribution runs, ensure_started/1 changes nothing. A status
@@ -35,8 +46,6 @@ defmodule Dala.Dist.Server do
 
   def handle_call({:start, plan}, _from, state), do: {:reply, :ok, begin(plan, state)}
   def handle_call({:settle, status}, _from, state), do: {:reply, :ok, finish(state, status)}
-
-  def handle_call(:status, _from, state), do: {:reply, state.status, state}
 
   def handle_call({:await, timeout}, from, state) do
     case state.status do
@@ -58,7 +67,7 @@ defmodule Dala.Dist.Server do
     state = stop_own_epmd(state)
     state = reply_waiters(state, {:error, :stopped})
     if state.status != :idle, do: Logger.info("Dala.Dist: distribution stopped")
-    {:reply, :ok, %{state | status: :idle}}
+    {:reply, :ok, put_status(state, :idle)}
   end
 
   @impl true
@@ -69,7 +78,7 @@ defmodule Dala.Dist.Server do
 
       {:waiting, _} = status ->
         log_status(status, state.attempt.plan)
-        {:noreply, %{state | status: status}}
+        {:noreply, put_status(state, status)}
     end
   end
 
@@ -113,7 +122,7 @@ defmodule Dala.Dist.Server do
 
     status = {:waiting, :delay}
     log_status(status, plan)
-    %{state | status: status, attempt: %{task: task, gate: gate, plan: plan}}
+    put_status(%{state | attempt: %{task: task, gate: gate, plan: plan}}, status)
   end
 
   @doc false
@@ -242,7 +251,7 @@ defmodule Dala.Dist.Server do
 
   defp finish(state, status) do
     log_status(status, state.attempt && state.attempt.plan)
-    reply_waiters(%{state | status: status}, outcome(status))
+    reply_waiters(put_status(state, status), outcome(status))
   end
 
   defp outcome({:started, node}), do: {:ok, node}
