@@ -47,14 +47,7 @@ defmodule Dala.LifecycleTest do
          ctx do
       laptop_epmd = start_real_epmd()
 
-      :ok =
-        Dist.ensure_started(
-          platform: :android,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          delay: 300,
-          dist_port: ctx.dist_port
-        )
+      start_android(ctx, delay: 300, dist_port: ctx.dist_port)
 
       assert Dist.status() == {:waiting, :delay}
       Process.sleep(450)
@@ -91,15 +84,7 @@ defmodule Dala.LifecycleTest do
          ctx do
       tunnel = Net.dead_tunnel(ctx.epmd_port)
 
-      :ok =
-        Dist.ensure_started(
-          platform: :android,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          delay: 0,
-          epmd_timeout: 400,
-          dist_port: ctx.dist_port
-        )
+      start_android(ctx, delay: 0, epmd_timeout: 400, dist_port: ctx.dist_port)
 
       t0 = System.monotonic_time(:millisecond)
       assert Dist.await(5_000) == {:error, :no_epmd}
@@ -114,14 +99,7 @@ defmodule Dala.LifecycleTest do
       tunnel = Net.forwarder(ctx.epmd_port, laptop_epmd)
       System.put_env("DALA_NODE_SUFFIX", "emulator-5554")
 
-      :ok =
-        Dist.ensure_started(
-          platform: :android,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          delay: 0,
-          dist_port: ctx.dist_port
-        )
+      start_android(ctx, delay: 0, dist_port: ctx.dist_port)
 
       [name, host] = ctx.node |> Atom.to_string() |> String.split("@")
       expected = :"#{name}_emulator-5554@#{host}"
@@ -138,14 +116,7 @@ defmodule Dala.LifecycleTest do
       other = Peer.start(ctx.node, laptop_epmd)
       on_exit(fn -> Peer.stop(other) end)
 
-      :ok =
-        Dist.ensure_started(
-          platform: :android,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          delay: 0,
-          dist_port: ctx.dist_port
-        )
+      start_android(ctx, delay: 0, dist_port: ctx.dist_port)
 
       assert Dist.await(5_000) == {:error, {:name_in_use, ctx.node}}
       assert Dist.status() == {:failed, {:name_in_use, ctx.node}}
@@ -160,14 +131,7 @@ defmodule Dala.LifecycleTest do
 
       log =
         capture_log(fn ->
-          :ok =
-            Dist.ensure_started(
-              platform: :android,
-              node: ctx.node,
-              cookie: ctx.cookie,
-              delay: 0,
-              dist_port: ctx.dist_port
-            )
+          start_android(ctx, delay: 0, dist_port: ctx.dist_port)
 
           assert Dist.await(5_000) == {:error, {:port_in_use, ctx.dist_port}}
         end)
@@ -204,13 +168,7 @@ defmodule Dala.LifecycleTest do
     test "without an EPMD, starts one, and stop/0 ends it", ctx do
       assert {:error, _} = Dala.Dist.Epmd.names(port: ctx.epmd_port, timeout: 200)
 
-      :ok =
-        Dist.ensure_started(
-          platform: :host,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          dist_port: ctx.dist_port
-        )
+      start_host(ctx, dist_port: ctx.dist_port)
 
       assert Dist.await(10_000) == {:ok, ctx.node}
       assert {:ok, %{names: names}} = Dala.Dist.Epmd.names(port: ctx.epmd_port)
@@ -228,13 +186,7 @@ defmodule Dala.LifecycleTest do
       foreign = Net.start_epmd(ctx.epmd_port)
       on_exit(fn -> Net.stop_epmd(foreign) end)
 
-      :ok =
-        Dist.ensure_started(
-          platform: :host,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          dist_port: ctx.dist_port
-        )
+      start_host(ctx, dist_port: ctx.dist_port)
 
       assert Dist.await(10_000) == {:ok, ctx.node}
       :ok = Dist.stop()
@@ -247,13 +199,7 @@ defmodule Dala.LifecycleTest do
     test "ends the EPMD whose start it interrupted", ctx do
       on_exit(fn -> Dala.Dist.Epmd.kill(port: ctx.epmd_port, timeout: 500) end)
 
-      :ok =
-        Dist.ensure_started(
-          platform: :host,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          dist_port: ctx.dist_port
-        )
+      start_host(ctx, dist_port: ctx.dist_port)
 
       # Whenever stop/0 lands (before, during or after the daemon's start), no EPMD is left.
       Process.sleep(:rand.uniform(10))
@@ -282,8 +228,7 @@ defmodule Dala.LifecycleTest do
   test "await/1 with a huge timeout waits without crashing the lifecycle server", ctx do
     server = Process.whereis(Dala.Dist.Server)
 
-    :ok =
-      Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+    start_android(ctx, delay: 5_000)
 
     waiter = Task.async(fn -> Dist.await(1 <<< 50) end)
     Process.sleep(50)
@@ -295,8 +240,7 @@ defmodule Dala.LifecycleTest do
 
   describe "stop/0" do
     test "during the delay cancels the pending start", ctx do
-      :ok =
-        Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+      start_android(ctx, delay: 5_000)
 
       assert Dist.status() == {:waiting, :delay}
       assert :ok = Dist.stop()
@@ -308,14 +252,7 @@ defmodule Dala.LifecycleTest do
     end
 
     test "during the EPMD gate wakes the gate within milliseconds", ctx do
-      :ok =
-        Dist.ensure_started(
-          platform: :android,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          delay: 0,
-          epmd_timeout: 60_000
-        )
+      start_android(ctx, delay: 0, epmd_timeout: 60_000)
 
       wait_for_status({:waiting, :epmd})
       waiter = Task.async(fn -> Dist.await(60_000) end)
@@ -336,8 +273,7 @@ defmodule Dala.LifecycleTest do
   end
 
   test "a second ensure_started/1 while waiting changes nothing and starts nothing twice", ctx do
-    :ok =
-      Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 5_000)
+    start_android(ctx, delay: 5_000)
 
     :ok =
       Dist.ensure_started(
@@ -360,7 +296,7 @@ defmodule Dala.LifecycleTest do
 
   test "release builds: DALA_RELEASE=1 starts nothing", ctx do
     System.put_env("DALA_RELEASE", "1")
-    :ok = Dist.ensure_started(platform: :android, node: ctx.node, cookie: ctx.cookie, delay: 0)
+    start_android(ctx, delay: 0)
     assert Dist.status() == {:skipped, :release}
     assert Dist.await() == {:error, :release}
     assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
@@ -385,13 +321,7 @@ defmodule Dala.LifecycleTest do
     on_exit(fn -> Net.stop_epmd(foreign) end)
 
     cycle = fn ->
-      :ok =
-        Dist.ensure_started(
-          platform: :host,
-          node: ctx.node,
-          cookie: ctx.cookie,
-          dist_port: ctx.dist_port
-        )
+      start_host(ctx, dist_port: ctx.dist_port)
 
       {:ok, _} = Dist.await(10_000)
       :ok = Dist.stop()
@@ -420,5 +350,13 @@ defmodule Dala.LifecycleTest do
       tries == 0 -> flunk("status never became #{inspect(wanted)}: #{inspect(Dist.status())}")
       true -> wait_again(wanted, tries)
     end
+  end
+
+  # ensure_started/1 for this test's node and cookie; returns :ok.
+  defp start_android(ctx, opts \\ []), do: start(ctx, :android, opts)
+  defp start_host(ctx, opts \\ []), do: start(ctx, :host, opts)
+
+  defp start(ctx, platform, opts) do
+    :ok = Dist.ensure_started([platform: platform, node: ctx.node, cookie: ctx.cookie] ++ opts)
   end
 end
