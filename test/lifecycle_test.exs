@@ -353,8 +353,8 @@ defmodule Dala.LifecycleTest do
   end
 
   # ensure_started/1 for this test's node and cookie; returns :ok.
-  defp start_android(ctx, opts \\ []), do: start(ctx, :android, opts)
-  defp start_host(ctx, opts \\ []), do: start(ctx, :host, opts)
+  defp start_android(ctx, opts), do: start(ctx, :android, opts)
+  defp start_host(ctx, opts), do: start(ctx, :host, opts)
 
   defp start(ctx, platform, opts) do
     :ok = Dist.ensure_started([platform: platform, node: ctx.node, cookie: ctx.cookie] ++ opts)
