@@ -9,43 +9,17 @@ defmodule Dala.FaultsTest do
   import ExUnit.CaptureLog
   alias Dala.Dist
   alias Dala.Dist.Epmd
-  alias Dala.Test.{Net, Peer}
+  alias Dala.Test.{DistCase, Net, Peer}
 
   @secret_var "DALA_FAULTS_TEST_SECRET"
   @app "faults_app"
   @alive2_req 120
 
   setup do
-    Dist.stop()
-    epmd_port = Epmd.port()
-    refute epmd_port == 4369
-    System.put_env(@secret_var, Base.encode64(:crypto.strong_rand_bytes(24)))
-
-    on_exit(fn ->
-      Dist.stop()
-      System.delete_env(@secret_var)
-      System.delete_env("DALA_NODE_SUFFIX")
-      System.delete_env("DALA_RELEASE")
-    end)
-
-    uniq = System.unique_integer([:positive])
-
-    %{
-      epmd_port: epmd_port,
-      cookie: Dist.cookie_from_env(@secret_var, @app),
-      node: :"fault#{uniq}@127.0.0.1",
-      name: "fault#{uniq}",
-      dist_port: Net.free_port()
-    }
+    DistCase.context(@secret_var, @app, "fault")
   end
 
-  # A real epmd on a free port (the "laptop's"), ended by PID when the test ends.
-  defp laptop_epmd do
-    port = Net.free_port()
-    pid = Net.start_epmd(port)
-    on_exit(fn -> Net.stop_epmd(pid) end)
-    {port, pid}
-  end
+  defp laptop_epmd, do: DistCase.laptop_epmd()
 
   defp android(ctx, opts \\ []) do
     Dist.ensure_started(

@@ -6,38 +6,15 @@ defmodule Dala.LifecycleTest do
   import Bitwise
   import ExUnit.CaptureLog
   alias Dala.Dist
-  alias Dala.Test.{Net, Peer}
+  alias Dala.Test.{DistCase, Net, Peer}
 
   @secret_var "DALA_LIFECYCLE_TEST_SECRET"
 
   setup do
-    Dist.stop()
-    # This VM's EPMD port, as OTP's erl_epmd uses it; nothing listens there between tests.
-    epmd_port = Dala.Dist.Epmd.port()
-    refute epmd_port == 4369
-    System.put_env(@secret_var, Base.encode64(:crypto.strong_rand_bytes(24)))
-
-    on_exit(fn ->
-      Dist.stop()
-      System.delete_env(@secret_var)
-      System.delete_env("DALA_NODE_SUFFIX")
-      System.delete_env("DALA_RELEASE")
-    end)
-
-    %{
-      epmd_port: epmd_port,
-      cookie: Dist.cookie_from_env(@secret_var, "lifecycle_app"),
-      node: :"phone#{System.unique_integer([:positive])}@127.0.0.1",
-      dist_port: Net.free_port()
-    }
+    DistCase.context(@secret_var, "lifecycle_app", "phone")
   end
 
-  defp start_real_epmd do
-    port = Net.free_port()
-    pid = Net.start_epmd(port)
-    on_exit(fn -> Net.stop_epmd(pid) end)
-    port
-  end
+  defp start_real_epmd, do: elem(DistCase.laptop_epmd(), 0)
 
   defp laptop_erpc(phone, epmd_port, app \\ "lifecycle_app"),
     do: Peer.laptop_erpc(phone, epmd_port, @secret_var, app)

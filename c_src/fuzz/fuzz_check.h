@@ -8,6 +8,8 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #define FUZZ_CHECK(cond)                                                                \
   do {                                                                                  \
@@ -27,6 +29,13 @@ inline void check_message(const std::invalid_argument& e) {
   const std::string msg = e.what();
   FUZZ_CHECK(!msg.empty());
   FUZZ_CHECK(msg.size() <= kMaxMessageBytes);
+}
+
+// Two-argument targets read their input as `<first>|<second>` (no bar: the second is empty).
+inline std::pair<std::string_view, std::string_view> split_pair(std::string_view input) {
+  const std::size_t bar = input.find('|');
+  if (bar == std::string_view::npos) return {input, {}};
+  return {input.substr(0, bar), input.substr(bar + 1)};
 }
 
 }  // namespace dala::fuzz

@@ -131,9 +131,7 @@ void check_all(std::string_view s) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  const size_t bar = input.find('|');
-  const std::string_view secret = input.substr(0, bar);
-  const std::string_view app = bar == std::string_view::npos ? "" : input.substr(bar + 1);
+  const auto [secret, app] = dala::fuzz::split_pair(input);
 
   check_all(input);
   check_all(secret);

@@ -86,9 +86,7 @@ void check_length(std::string_view s) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  const size_t bar = input.find('|');
-  const std::string_view base = input.substr(0, bar);
-  const std::string_view suffix = bar == std::string_view::npos ? "" : input.substr(bar + 1);
+  const auto [base, suffix] = dala::fuzz::split_pair(input);
 
   check_trim(input);
   check_length(input);
