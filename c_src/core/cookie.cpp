@@ -7,6 +7,7 @@
 
 #include "ascii.h"
 #include "hkdf.h"
+#include "utf8.h"
 
 namespace dala::cookie {
 
@@ -40,48 +41,13 @@ void validate_env_var(std::string_view env_var) {
   }
 }
 
-bool is_valid_utf8(std::string_view s) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;  // overlong
-      if (c == 0xED) hi = 0x9F;  // UTF-16 surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;  // overlong
-      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
-    } else {
-      return false;  // continuation byte, overlong 2-byte lead, or beyond U+10FFFF
-    }
-    if (n - i < len) return false;
-    if (p[i + 1] < lo || p[i + 1] > hi) return false;
-    for (std::size_t k = 2; k < len; ++k) {
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
 void validate_app_name(std::string_view app_name) {
   if (app_name.empty()) throw std::invalid_argument("app_name must be a non-empty binary");
   if (app_name.size() > kMaxAppNameBytes) {
     throw std::invalid_argument("app_name must be at most " + std::to_string(kMaxAppNameBytes) +
                                 " bytes, got " + std::to_string(app_name.size()));
   }
-  if (!is_valid_utf8(app_name)) throw std::invalid_argument("app_name must be valid UTF-8");
+  if (!utf8::is_valid(app_name)) throw std::invalid_argument("app_name must be valid UTF-8");
 }
 
 void derive_cookie(std::string_view secret, std::string_view app_name, CookieHex& out) {

@@ -44,7 +44,6 @@ SecretStatus check_secret(std::string_view trimmed) noexcept;
 //   above U+10FFFF), at most kMaxAppNameBytes bytes.
 void validate_env_var(std::string_view env_var);
 void validate_app_name(std::string_view app_name);
-bool is_valid_utf8(std::string_view s) noexcept;
 
 // Writes the cookie for (secret, app_name) into out. The secret is used as given
 // (trim and check it first); app_name is validated (throws as above).

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <stdexcept>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -89,12 +90,7 @@ void signal_fd(int fd) noexcept {
 void Gate::cancel() noexcept {
   if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
   std::lock_guard<std::mutex> lock(mu_);
-  for (int fd : wake_fds_) signal_fd(fd);
-}
-
-void Gate::rearm() noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
-  cancelled_.store(false, std::memory_order_release);
+  if (wake_fd_ >= 0) signal_fd(wake_fd_);
 }
 
 WaitResult Gate::wait(const Endpoint& ep, milliseconds timeout, const Backoff& backoff) {
@@ -105,24 +101,23 @@ WaitResult Gate::wait(const Endpoint& ep, milliseconds timeout, const Backoff& b
   const WakeFd wake;
   {
     // Registered under the lock, after checking the flag under it: a cancel() either comes
-    // before (we see the flag) or finds our fd in the list.
+    // before (we see the flag) or finds our fd.
     std::lock_guard<std::mutex> lock(mu_);
     if (is_cancelled()) {
       r.kind = WaitResult::Kind::Cancelled;
       r.elapsed_ms = ms_since(start);
       return r;
     }
-    wake_fds_.push_back(wake.write_fd());
+    if (wake_fd_ >= 0) throw std::invalid_argument("gate is already being waited on");
+    wake_fd_ = wake.write_fd();
   }
   struct Unregister {
     Gate* gate;
-    int fd;
     ~Unregister() {
       std::lock_guard<std::mutex> lock(gate->mu_);
-      auto& v = gate->wake_fds_;
-      v.erase(std::find(v.begin(), v.end(), fd));
+      gate->wake_fd_ = -1;
     }
-  } unregister{this, wake.write_fd()};
+  } unregister{this};
   auto sleep = std::max(backoff.initial, std::chrono::microseconds(1));
   const auto cap = std::max(backoff.max, sleep);
   const unsigned factor = std::max(backoff.factor, 1u);
@@ -157,8 +152,7 @@ WaitResult Gate::wait(const Endpoint& ep, milliseconds timeout, const Backoff& b
       r.last_error = outcome.reason;
     }
     const auto wake_at = std::min(Clock::now() + sleep, deadline);
-    // Only cancel() ever signals the wake fd, so being woken means cancelled (even if a
-    // rearm() has cleared the flag since).
+    // Only cancel() ever signals the wake fd, so being woken means cancelled.
     if (sleep_or_wake(wake.read_fd(), wake_at)) {
       r.kind = WaitResult::Kind::Cancelled;
       break;

@@ -49,9 +49,9 @@ struct WaitResult {
 // pipe elsewhere), registers it for cancel() and closes it before returning, so no fd outlives
 // a wait however long the Gate itself lives (a NIF resource lives until garbage collection).
 //
-// cancel() is thread-safe and idempotent, and it is sticky: every wait() that is running or
-// starts later returns Cancelled at once, until rearm(). Several threads may wait() on one Gate
-// at the same time.
+// cancel() is thread-safe and idempotent, and it is permanent: a wait() that is running returns
+// Cancelled at once, and so does every later one, so a new wait needs a new Gate. One wait() at a
+// time: a wait() while another runs on the same Gate throws std::invalid_argument.
 class Gate {
  public:
   Gate() = default;
@@ -59,17 +59,16 @@ class Gate {
   Gate& operator=(const Gate&) = delete;
   ~Gate() = default;
 
-  // Throws std::system_error when no fd is available for the wake-up.
+  // Throws std::system_error when no fd is available for the wake-up, and
+  // std::invalid_argument when another wait() is running on this Gate.
   WaitResult wait(const Endpoint& ep, std::chrono::milliseconds timeout,
                   const Backoff& backoff = Backoff{});
   void cancel() noexcept;
   bool is_cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
-  // Clears a cancel so the Gate can wait again; waits already cancelled stay cancelled.
-  void rearm() noexcept;
 
  private:
   std::mutex mu_;
-  std::vector<int> wake_fds_;  // write ends of the running waits' wake fds; guarded by mu_
+  int wake_fd_ = -1;  // write end of the running wait's wake fd, or -1; guarded by mu_
   std::atomic<bool> cancelled_{false};
 };
 

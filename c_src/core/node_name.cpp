@@ -4,54 +4,14 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "utf8.h"
+
 namespace dala {
 namespace {
 
 bool is_name_byte(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-';
-}
-
-// Decodes one UTF-8 sequence at s[i]; on success stores the code point and its
-// length. Strict, like the VM's utf8 atom decoding: no overlong forms, no
-// surrogates, nothing above U+10FFFF.
-bool decode_utf8(std::string_view s, std::size_t i, std::uint32_t* cp, std::size_t* len) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t n;
-  std::uint32_t min;
-  std::uint32_t value;
-  if (b0 < 0x80) {
-    *cp = b0;
-    *len = 1;
-    return true;
-  } else if ((b0 & 0xE0) == 0xC0) {
-    n = 2, min = 0x80, value = b0 & 0x1Fu;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    n = 3, min = 0x800, value = b0 & 0x0Fu;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    n = 4, min = 0x10000, value = b0 & 0x07u;
-  } else {
-    return false;
-  }
-  if (s.size() - i < n) return false;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return false;
-    value = (value << 6) | (b & 0x3Fu);
-  }
-  if (value < min || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF)) return false;
-  *cp = value;
-  *len = n;
-  return true;
-}
-
-bool is_valid_utf8(std::string_view s) noexcept {
-  std::uint32_t cp;
-  std::size_t len;
-  for (std::size_t i = 0; i < s.size(); i += len) {
-    if (!decode_utf8(s, i, &cp, &len)) return false;
-  }
-  return true;
 }
 
 std::string hex_byte(unsigned char b) {
@@ -81,7 +41,7 @@ std::string sanitize_suffix(std::string_view suffix) {
 }
 
 std::size_t node_length_chars(std::string_view node) noexcept {
-  if (!is_valid_utf8(node)) return node.size();
+  if (!utf8::is_valid(node)) return node.size();
   std::size_t chars = 0;
   for (char c : node) {
     // Count every byte that does not continue a sequence.
@@ -118,12 +78,12 @@ void validate_node(std::string_view node, std::string_view arg) {
 
   // net_kernel checks the host's characters, so decode them the way the atom
   // will be made (see the header).
-  const bool utf8 = is_valid_utf8(node);
+  const bool valid_utf8 = utf8::is_valid(node);
   std::uint32_t cp;
   std::size_t len = 1;
   for (std::size_t i = at + 1; i < node.size(); i += len) {
-    if (utf8) {
-      decode_utf8(node, i, &cp, &len);
+    if (valid_utf8) {
+      utf8::decode(node, i, &cp, &len);
     } else {
       cp = static_cast<unsigned char>(node[i]);
       len = 1;

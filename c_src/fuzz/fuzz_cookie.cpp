@@ -1,5 +1,5 @@
 // libFuzzer target: the cookie's input checks (trim_secret, check_secret, validate_app_name,
-// validate_env_var, is_valid_utf8) and, for inputs that pass, the derivation.
+// validate_env_var, utf8::is_valid) and, for inputs that pass, the derivation.
 //
 // The input is "<secret>|<app_name>" split at the first '|' (no '|': the app name is empty);
 // every check also runs on the whole input.
@@ -9,7 +9,7 @@
 //     the fixed texts (plus a byte count), so it can never carry the secret or the checked value;
 //   - trim_secret returns a sub-range without ASCII whitespace at either end;
 //   - check_secret agrees with the rule written out here (empty, < 16 bytes, < 8 distinct);
-//   - is_valid_utf8 agrees with a reference decoder written out here (code points, not byte
+//   - utf8::is_valid agrees with a reference decoder written out here (code points, not byte
 //     ranges: no overlongs, surrogates or values above U+10FFFF);
 //   - validate_app_name throws exactly for empty, > 255 bytes or invalid UTF-8, and
 //     validate_env_var exactly for empty, '=' or NUL;
@@ -24,6 +24,7 @@
 
 #include "cookie.h"
 #include "fuzz_check.h"
+#include "utf8.h"
 
 namespace ck = dala::cookie;
 
@@ -111,7 +112,7 @@ void check_all(std::string_view s) {
     FUZZ_CHECK(!is_space(t.front()) && !is_space(t.back()));
   }
   FUZZ_CHECK(ck::check_secret(t) == reference_status(t));
-  FUZZ_CHECK(ck::is_valid_utf8(s) == reference_utf8(s));
+  FUZZ_CHECK(dala::utf8::is_valid(s) == reference_utf8(s));
 
   const bool app_expected = !s.empty() && s.size() <= ck::kMaxAppNameBytes && reference_utf8(s);
   FUZZ_CHECK(app_name_ok(s) == app_expected);

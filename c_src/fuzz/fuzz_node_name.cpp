@@ -13,7 +13,7 @@
 //   - apply_suffix rejects a base exactly when validate_node rejects it;
 //   - sanitize_suffix keeps the length and yields only [A-Za-z0-9_-];
 //   - trim returns a sub-range of its input with no ASCII whitespace at either end;
-//   - node_length_chars counts code points for valid UTF-8 (as cookie::is_valid_utf8 judges it,
+//   - node_length_chars counts code points for valid UTF-8 (as utf8::is_valid judges it,
 //     a second, independently written validator) and bytes otherwise.
 #include <cstddef>
 #include <cstdint>
@@ -21,9 +21,9 @@
 #include <string>
 #include <string_view>
 
-#include "cookie.h"
 #include "fuzz_check.h"
 #include "node_name.h"
+#include "utf8.h"
 
 namespace {
 
@@ -75,7 +75,7 @@ void check_trim(std::string_view s) {
 
 void check_length(std::string_view s) {
   size_t chars = s.size();
-  if (dala::cookie::is_valid_utf8(s)) {
+  if (dala::utf8::is_valid(s)) {
     chars = 0;
     for (char c : s) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   }
