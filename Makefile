@@ -2,7 +2,7 @@
 #   make demo         - installs what is missing, builds, and runs the Android dev-loop demo
 #   make test         - installs what is missing, builds, and runs every test and check
 #   make bench        - the gate benchmark, full mode (minutes); writes bench/results/latest.*
-#   make bench-quick  - the same benchmark with small n and short waits (CI; asserts no timing)
+#   make bench-quick  - the same benchmark with small n and short waits (asserts no timing)
 # Both are safe to re-run; installing is quiet when nothing is missing.
 
 SHELL := /bin/bash
@@ -17,8 +17,8 @@ JOBS ?= 2
 # A free loopback port for the test VM's EPMD (never the machine's default 4369).
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
-.PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test \
-        fuzz elixir-asan-test fleet bench bench-quick bench-helper
+.PHONY: deps demo test native-test native-asan-test sanitize-build format-check elixir-test \
+        rebar-test fuzz elixir-asan-test fleet bench bench-quick bench-helper
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -35,17 +35,24 @@ demo: deps
 	mix compile
 	ERL_EPMD_PORT=$(FREE_PORT) ERL_FLAGS="+Bd" mix run --no-start examples/android_dev_loop.exs
 
-test: deps native-test native-asan-test fuzz format-check elixir-test elixir-asan-test rebar-test bench-quick
+test: deps native-test native-asan-test fuzz format-check elixir-test elixir-asan-test rebar-test
 
 native-test:
 	cmake -S . -B $(BUILD)/test -DDALA_WERROR=ON -DDALA_BUILD_NIF=OFF >/dev/null
 	cmake --build $(BUILD)/test --parallel $(JOBS)
 	cd $(BUILD)/test && ctest --output-on-failure
 
-native-asan-test:
-	cmake -S . -B $(BUILD)/asan -DDALA_BUILD_NIF=OFF -DDALA_SANITIZE=ON >/dev/null
-	cmake --build $(BUILD)/asan --parallel $(JOBS)
-	cd $(BUILD)/asan && ctest --output-on-failure
+# One clang tree, built with ASan and UBSan (UB aborts), holds both the sanitised Catch2 suite
+# and the libFuzzer targets, so the core is compiled once for the two.
+SAN_BUILD := $(BUILD)/sanitize
+
+sanitize-build:
+	CC=clang CXX=clang++ cmake -S . -B $(SAN_BUILD) -DDALA_FUZZ=ON -DDALA_BUILD_NIF=OFF \
+	  -DDALA_WERROR=ON -DCMAKE_CXX_FLAGS=-fno-sanitize-recover=all >/dev/null
+	cmake --build $(SAN_BUILD) --parallel $(JOBS)
+
+native-asan-test: sanitize-build
+	cd $(SAN_BUILD) && ctest --output-on-failure
 
 format-check:
 	clang-format --dry-run -Werror c_src/*/*.cpp c_src/*/*.h
@@ -63,23 +70,20 @@ rebar-test:
 # libFuzzer over the core's parsers and input rules (c_src/fuzz/fuzz_*.cpp), built with clang,
 # ASan and UBSan. Each target starts from its seed corpus in c_src/fuzz/corpus/<target>/ (read
 # only; new inputs go to the build directory) and runs FUZZ_RUNS inputs or FUZZ_SECONDS seconds,
-# whichever ends first. A crash input is written to $(BUILD)/fuzz/<target>-crash-*.
+# whichever ends first. A crash input is written to $(BUILD)/sanitize/<target>-crash-*.
 FUZZ_TARGETS := fuzz_epmd_names fuzz_epmd_port2 fuzz_epmd_kill fuzz_node_name fuzz_cookie
 FUZZ_RUNS ?= 200000
 FUZZ_SECONDS ?= 20
 
-fuzz:
-	CC=clang CXX=clang++ cmake -S . -B $(BUILD)/fuzz -DDALA_FUZZ=ON -DDALA_BUILD_NIF=OFF \
-	  -DDALA_BUILD_TESTS=OFF -DDALA_WERROR=ON >/dev/null
-	cmake --build $(BUILD)/fuzz --parallel $(JOBS)
+fuzz: sanitize-build
 	for t in $(FUZZ_TARGETS); do \
-	  rm -rf $(BUILD)/fuzz/work/$$t && mkdir -p $(BUILD)/fuzz/work/$$t; \
-	  if ! $(BUILD)/fuzz/$$t -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
-	      -artifact_prefix=$(BUILD)/fuzz/$$t- -print_final_stats=1 \
-	      $(BUILD)/fuzz/work/$$t c_src/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1; then \
-	    tail -n 40 $(BUILD)/fuzz/$$t.log; echo "$$t: FAILED (log: $(BUILD)/fuzz/$$t.log)"; exit 1; \
+	  rm -rf $(SAN_BUILD)/work/$$t && mkdir -p $(SAN_BUILD)/work/$$t; \
+	  if ! $(SAN_BUILD)/$$t -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
+	      -artifact_prefix=$(SAN_BUILD)/$$t- -print_final_stats=1 \
+	      $(SAN_BUILD)/work/$$t c_src/fuzz/corpus/$$t > $(SAN_BUILD)/$$t.log 2>&1; then \
+	    tail -n 40 $(SAN_BUILD)/$$t.log; echo "$$t: FAILED (log: $(SAN_BUILD)/$$t.log)"; exit 1; \
 	  fi; \
-	  echo "$$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $(BUILD)/fuzz/$$t.log)"; \
+	  echo "$$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $(SAN_BUILD)/$$t.log)"; \
 	done
 
 # The ExUnit suite against the NIF built with -fsanitize=address,undefined (g++, so gcc's

@@ -89,14 +89,33 @@ defmodule Dala.Test.Peer do
     end
   end
 
-  @doc "Ends a node started with `start/3`, by its OS PID."
+  @doc """
+  Ends a node started with `start/3`, by its OS PID, and returns once the process is gone.
+
+  Works from `on_exit/1` too, where the test process that owns the port is already dead and the
+  port's `exit_status` message can never arrive: then the evidence is the PID leaving `/proc`
+  (the VM's child reaper collects it), waited for at most 5 s.
+  """
   def stop({port, os_pid}) do
     System.cmd("kill", ["-9", Integer.to_string(os_pid)])
 
-    receive do
-      {^port, {:exit_status, _}} -> :ok
-    after
-      5_000 -> :ok
+    if Port.info(port, :connected) == {:connected, self()} do
+      receive do
+        {^port, {:exit_status, _}} -> :ok
+      after
+        5_000 -> :ok
+      end
+    else
+      wait_gone(os_pid, System.monotonic_time(:millisecond) + 5_000)
+    end
+  end
+
+  defp wait_gone(os_pid, until) do
+    if File.exists?("/proc/#{os_pid}") and System.monotonic_time(:millisecond) < until do
+      Process.sleep(5)
+      wait_gone(os_pid, until)
+    else
+      :ok
     end
   end
 
