@@ -28,6 +28,8 @@ defmodule Dala.ConnectTest do
         {serial, start_phone(app, serial, tunnel, secret)}
       end
 
+    # Ended by PID when the module's tests are done (before the test VM halts).
+    on_exit(fn -> Enum.each(Map.values(phones), &Net.stop_epmd/1) end)
     names = await_registered(epmd, Enum.map(serials, &Dala.Laptop.device_name(app, &1)))
 
     adb_dir =

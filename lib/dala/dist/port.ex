@@ -38,9 +38,9 @@ defmodule Dala.Dist.Port do
   is empty.
 
       iex> Dala.Dist.Port.auto(:"my_app_emulator-5554@127.0.0.1")
-      9498
+      9680
       iex> Dala.Dist.Port.auto("my_app_emulator-5554")
-      9498
+      9680
   """
   @spec auto(atom() | String.t()) :: 9100..9899
   def auto(node) when is_atom(node) and node not in [nil, true, false],
@@ -64,7 +64,7 @@ defmodule Dala.Dist.Port do
   `Dala.Dist.apply_suffix/2`.
 
       iex> Dala.Dist.Port.auto(:"my_app@127.0.0.1", "emulator-5554")
-      9498
+      9680
   """
   @spec auto(atom(), String.t() | nil) :: 9100..9899
   def auto(base_node, suffix), do: base_node |> Dala.Dist.Identity.apply_suffix(suffix) |> auto()

@@ -22,8 +22,9 @@ defmodule Mix.Tasks.Dala.Connect do
      over `:erpc`), prints the result's `inspect/1` on standard output, and exits 0.
      Without: hands the terminal to `iex --remsh` on the phone. Its cookie is in a
      `.erlang.cookie` file (mode 0400) in a private temporary directory (mode 0700) given to
-     `iex` as `HOME`, never on a command line `ps` shows, and is deleted once the shell's node
-     has registered (it has read the cookie then), and in any case when the shell ends.
+     `iex` as `HOME`, never on a command line `ps` shows; the directory is deleted once the
+     shell's node has registered (it has read the cookie then), and in any case when the shell
+     ends. The shell ends with this task's VM.
 
   On failure it exits with status 1 and one sentence on standard error naming the cause and the
   fix: EPMD not running on the laptop; no node of `APP` registered (and what is registered);
@@ -203,6 +204,20 @@ defmodule Mix.Tasks.Dala.Connect.Shell do
   import Bitwise
   alias Dala.Laptop
 
+  # Runs "$0" "$@" on this terminal (a background job's stdin would be /dev/null: keep fd 0 in
+  # fd 5 first), kills it when fd 3 (the port's pipe from this VM) ends, exits with its status.
+  @wrapper ~S"""
+  exec 5<&0
+  "$0" "$@" <&5 5<&- 3<&- 4<&- &
+  child=$!
+  (read -r _ <&3; kill -TERM "$child" 2>/dev/null) 5<&- &
+  watcher=$!
+  wait "$child"
+  status=$?
+  kill "$watcher" 2>/dev/null
+  exit "$status"
+  """
+
   @doc false
   @spec run(node(), atom()) :: non_neg_integer()
   def run(phone, cookie) do
@@ -224,15 +239,17 @@ defmodule Mix.Tasks.Dala.Connect.Shell do
 
       release_stdin()
 
+      # The shell inherits this terminal (:nouse_stdio: the port's pipes are fds 3 and 4), and
+      # ends when this VM does: the wrapper kills it when fd 3 reaches end of file.
       port =
-        Port.open({:spawn_executable, iex}, [
+        Port.open({:spawn_executable, System.find_executable("sh")}, [
           :nouse_stdio,
           :exit_status,
-          args: args,
+          args: ["-c", @wrapper, iex | args],
           env: [{~c"HOME", String.to_charlist(dir)}]
         ])
 
-      remove_when_registered(cookie_file, shell_name)
+      remove_when_registered(dir, shell_name)
 
       receive do
         {^port, {:exit_status, status}} -> status
@@ -260,8 +277,9 @@ defmodule Mix.Tasks.Dala.Connect.Shell do
   end
 
   # The shell's node has read its cookie once it is registered with EPMD (the cookie is read
-  # before the node registers): then the file goes (bounded; the `after` above removes it anyway).
-  defp remove_when_registered(cookie_file, shell_name) do
+  # before the node registers): then the directory goes (bounded; the `after` above removes it
+  # in any case).
+  defp remove_when_registered(dir, shell_name) do
     epmd = Laptop.epmd_port()
 
     spawn(fn ->
@@ -279,7 +297,7 @@ defmodule Mix.Tasks.Dala.Connect.Shell do
       end)
       |> Enum.find(&(&1 in [:registered, :deadline]))
 
-      File.rm(cookie_file)
+      File.rm_rf(dir)
     end)
   end
 end
