@@ -144,13 +144,15 @@ defmodule Dala.ConnectTest do
     {out, err, status} =
       mix(
         ctx,
-        ["dala.connect", "nophone", "--cookie-env", @secret_var, "--wait", "0"] ++
+        ["dala.connect", "nophone", "--cookie-env", @secret_var, "--wait", "1"] ++
           ["--eval", "node()"],
         log: ctx.adb_log
       )
 
     assert status == 1
     assert out == ""
+    # It waited, bounded, and said so while it did.
+    assert err =~ "\rwaiting for a node of nophone in the laptop's EPMD: 1 s left"
     assert err =~ "no node of nophone is registered in the laptop's EPMD (127.0.0.1:#{ctx.epmd}"
 
     for {name, port} <- ctx.names, do: assert(err =~ "#{name} (port #{port})")
@@ -192,6 +194,29 @@ defmodule Dala.ConnectTest do
 
       [{name, port} | _] = Enum.to_list(ctx.names)
       assert Dala.Laptop.check_reachable({name, port}) == :ok
+    end
+
+    test "mix dala.devices' view flags two nodes registered on one port", ctx do
+      name_a = Dala.Laptop.device_name(ctx.app, ctx.a)
+      port_a = ctx.names[name_a]
+      stale = "#{ctx.app}_stale"
+      # A second registration of phone a's port (what a stale or misconfigured phone does),
+      # made with a real ALIVE2 request; it lasts while this socket is open.
+      socket = register(ctx.epmd, stale, port_a)
+
+      assert {:ok, %{rows: rows, epmd_port: epmd}} = Dala.Laptop.devices(ctx.app, ctx.epmd)
+      assert epmd == ctx.epmd
+      rows = Map.new(rows, &{&1.name, &1})
+      assert rows[name_a].shared_with == [stale]
+      assert rows[stale].shared_with == [name_a]
+      refute rows[stale].auto?
+      assert rows[name_a].auto?
+      assert rows[Dala.Laptop.device_name(ctx.app, ctx.b)].shared_with == []
+
+      names = Enum.map(rows, fn {name, row} -> {name, row.port} end)
+      assert {:error, sentence} = Dala.Laptop.check_shared_port({stale, port_a}, names)
+      assert sentence =~ "#{stale} and #{name_a} registered the same dist port #{port_a}"
+      :gen_tcp.close(socket)
     end
 
     test "two nodes on one port are refused, naming both" do
@@ -260,6 +285,17 @@ defmodule Dala.ConnectTest do
         Process.sleep(50)
         await_registered(epmd, names, tries - 1)
     end
+  end
+
+  # ALIVE2_REQ (opcode 120) for `name` on `port`; the reply is ALIVE2_RESP (121) or
+  # ALIVE2_X_RESP (118) with result 0.
+  defp register(epmd, name, port) do
+    {:ok, socket} = :gen_tcp.connect({127, 0, 0, 1}, epmd, [:binary, active: false])
+    body = <<120, port::16, 77, 0, 6::16, 5::16, byte_size(name)::16, name::binary, 0::16>>
+    :ok = :gen_tcp.send(socket, <<byte_size(body)::16, body::binary>>)
+    assert {:ok, <<op, 0, _creation::binary>>} = :gen_tcp.recv(socket, 0, 5_000)
+    assert op in [118, 121]
+    socket
   end
 
   ## The tasks, as OS processes

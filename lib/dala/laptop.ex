@@ -152,13 +152,21 @@ defmodule Dala.Laptop do
       forwards = (adb && adb.forwards) || %{}
       serials = (adb && adb.serials) || []
 
+      shown = for {name, _port} = entry <- names, app == nil or app_node?(name, app), do: entry
+
+      # Each answering port costs a short read timeout: probe them side by side.
+      probes =
+        shown
+        |> Task.async_stream(fn {_name, port} -> probe(port) end, timeout: 10_000)
+        |> Enum.map(fn {:ok, probe} -> probe end)
+
       rows =
-        for {name, port} <- names, app == nil or app_node?(name, app) do
+        for {{name, port}, probe} <- Enum.zip(shown, probes) do
           %{
             name: name,
             port: port,
             auto?: Dala.Dist.Port.auto(name) == port,
-            probe: probe(port),
+            probe: probe,
             device: device_of(name, serials, app),
             forward: forwards[port],
             shared_with: for({other, ^port} <- names, other != name, do: other)
