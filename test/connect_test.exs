@@ -173,6 +173,55 @@ defmodule Dala.ConnectTest do
     refute File.read!(ctx.adb_log) =~ "#{ctx.b} forward"
   end
 
+  test "without --eval the terminal goes to iex on the phone; the cookie is never on a command line",
+       ctx do
+    script = System.find_executable("script")
+    name = Dala.Laptop.device_name(ctx.app, ctx.a)
+    cookie = derive(ctx.secret, ctx.app)
+    before = private_dirs()
+
+    # `script` gives the task a terminal (a pty); what is typed is sent once the prompt shows.
+    command = "mix dala.connect #{ctx.app} --node #{name} --cookie-env #{@secret_var} --no-adb"
+
+    port =
+      Port.open({:spawn_executable, script}, [
+        :binary,
+        :exit_status,
+        args: ["-qec", command, "/dev/null"],
+        cd: File.cwd!(),
+        env: [
+          {~c"MIX_ENV", ~c"test"},
+          {~c"ERL_EPMD_PORT", ~c"#{ctx.epmd}"},
+          {String.to_charlist(@secret_var), String.to_charlist(ctx.secret)},
+          {~c"ERL_FLAGS", false}
+        ]
+      ])
+
+    # Should the test fail: script ends its child (the task), and the shell ends with the task.
+    {:os_pid, script_pid} = Port.info(port, :os_pid)
+    on_exit(fn -> System.cmd("kill", ["-TERM", "#{script_pid}"], stderr_to_stdout: true) end)
+
+    prompt = "iex(#{name}@127.0.0.1)"
+    out = read_until(port, "", &(&1 =~ prompt))
+
+    # While the shell runs: no command line holds the cookie or the secret, and the shell's
+    # private HOME (the cookie file) is gone once its node has registered.
+    {ps, 0} = System.cmd("ps", ["-eo", "args"])
+    refute ps =~ cookie
+    refute ps =~ ctx.secret
+    assert eventually(fn -> private_dirs() -- before == [] end)
+
+    Port.command(port, "System.pid()\r")
+    phone_pid = ctx.phones[ctx.a]
+    out = read_until(port, out, &(&1 =~ ~s("#{phone_pid}")))
+    assert out =~ ~s("#{phone_pid}")
+    # Ctrl-G q: the shell ends, and so does the task, with status 0.
+    Port.command(port, "\a")
+    read_until(port, out, &(&1 =~ "User switch command"))
+    Port.command(port, "q\r")
+    assert_receive {^port, {:exit_status, 0}}, 20_000
+  end
+
   describe "in this VM" do
     test "EPMD not running on the laptop is one sentence naming the fix" do
       port = Net.free_port()
@@ -266,7 +315,9 @@ defmodule Dala.ConnectTest do
       {~c"ERL_FLAGS", false}
     ]
 
-    args = ["-noshell"] ++ Peer.code_paths() ++ ["-eval", eval]
+    # IEx too, as an app built with Elixir has it: `iex --remsh` starts its shell on the phone.
+    iex = :iex |> :code.lib_dir() |> Path.join("ebin")
+    args = ["-noshell"] ++ Peer.code_paths() ++ ["-pa", iex, "-eval", eval]
     Net.spawn_os(System.find_executable("erl"), args, env)
   end
 
@@ -296,6 +347,34 @@ defmodule Dala.ConnectTest do
     assert {:ok, <<op, 0, _creation::binary>>} = :gen_tcp.recv(socket, 0, 5_000)
     assert op in [118, 121]
     socket
+  end
+
+  defp private_dirs, do: Path.wildcard(Path.join(System.tmp_dir!(), "dala-connect-*"))
+
+  defp read_until(port, acc, done?) do
+    if done?.(acc) do
+      acc
+    else
+      receive do
+        {^port, {:data, data}} -> read_until(port, acc <> data, done?)
+        {^port, {:exit_status, status}} -> flunk("the task exited #{status}:\n#{acc}")
+      after
+        30_000 -> flunk("no prompt within 30 s:\n#{acc}")
+      end
+    end
+  end
+
+  defp eventually(fun, tries \\ 200) do
+    cond do
+      fun.() -> true
+      tries == 0 -> false
+      true -> eventually_after(fun, tries)
+    end
+  end
+
+  defp eventually_after(fun, tries) do
+    Process.sleep(50)
+    eventually(fun, tries - 1)
   end
 
   ## The tasks, as OS processes
