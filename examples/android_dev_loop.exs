@@ -10,7 +10,9 @@
 # port is where `adb reverse tcp:4369 tcp:4369` would end; the demo first puts a dead tunnel
 # there (adb while the laptop's EPMD is down: accept, then close), then a live one (a forwarder
 # to the laptop's EPMD). The laptop then attaches, calls the phone, pushes code to it, and has
-# it stop distribution. Every step is a row of the timeline; the last line is the verdict.
+# it stop distribution. On the way, the developer's tasks run as a developer runs them:
+# `mix dala.devices` and `mix dala.connect --eval` (and once with a wrong secret). Every step is
+# a row of the timeline; the last line is the verdict.
 for file <- ~w(timeline net tunnel os_process events cleanup),
     do: Code.require_file("support/#{file}.ex", __DIR__)
 
@@ -188,7 +190,12 @@ defmodule AndroidDevLoop do
         "laptop EPMD lists #{inspect(names)}"
     )
 
-    # 5. The laptop attaches with the cookie it derives from the same secret.
+    # 5. The developer's tasks: what the laptop's EPMD holds, then `mix dala.connect` runs an
+    #    expression on the phone; with a wrong secret it exits 1 and names the variable. The
+    #    demo itself plays adb (the tunnels above), hence --no-adb.
+    laptop_tasks(secret)
+
+    # 6. The laptop attaches with the cookie it derives from the same secret.
     cookie = Dala.Dist.cookie_from_env(@secret_var, @app)
 
     event(
@@ -202,17 +209,17 @@ defmodule AndroidDevLoop do
     unless Node.connect(@phone), do: fail("the laptop could not connect to #{@phone}")
     event(:laptop, "connect", "#{@laptop} connected to #{@phone}")
 
-    # 6. Remote calls.
+    # 7. Remote calls.
     phone_node = erpc("node()", :erlang, :node, [])
     unless phone_node == @phone, do: fail("the phone says it is #{phone_node}")
     erpc("OTP release", :erlang, :system_info, [:otp_release], &to_string/1)
     {uptime, _} = erpc("uptime (ms)", :erlang, :statistics, [:wall_clock], fn {ms, _} -> ms end)
     erpc("Dala.Dist.status()", Dala.Dist, :status, [])
 
-    # 7. Over the air: compile a module here, load it on the phone, call it there.
+    # 8. Over the air: compile a module here, load it on the phone, call it there.
     {pushed_to, push_ms} = push_code(phone)
 
-    # 8. The phone stops distribution; the laptop sees it go; the app runs on.
+    # 9. The phone stops distribution; the laptop sees it go; the app runs on.
     # A cast: the call ends the connection it would otherwise wait on for a reply.
     :erpc.cast(@phone, Dala.Dist, :stop, [])
     t_stop = event(:laptop, "stop", ":erpc.cast(phone, Dala.Dist, :stop, [])")
@@ -233,7 +240,9 @@ defmodule AndroidDevLoop do
     )
 
     "the phone waited through the dead tunnel (#{closed} connections closed), started " <>
-      "#{ms(t_started - t_live)} ms after the live tunnel, answered :erpc (uptime #{uptime} ms), " <>
+      "#{ms(t_started - t_live)} ms after the live tunnel, was listed by mix dala.devices and " <>
+      "reached by mix dala.connect --eval (a wrong secret: exit 1 naming its variable), " <>
+      "answered :erpc (uptime #{uptime} ms), " <>
       "ran code pushed to #{pushed_to} in #{push_ms} ms, and stopped (nodedown after " <>
       "#{ms(t_down - t_stop)} ms) while its app kept running"
   end
@@ -264,6 +273,71 @@ defmodule AndroidDevLoop do
 
       true ->
         port
+    end
+  end
+
+  # `mix dala.devices` and `mix dala.connect`, as OS processes in this project with the laptop's
+  # EPMD port, each output line a row. The wrong secret is another random one; neither is shown.
+  defp laptop_tasks(secret) do
+    devices = mix_task(["dala.devices", "--app", @app], [])
+
+    unless devices.status == 0 and devices.out =~ ~r/^#{@app}_#{@suffix}\s+port \d+\s+answers/m,
+      do: fail("mix dala.devices did not list the phone as answering:\n#{devices.out}")
+
+    eval = "Dala.Dist.status()"
+
+    connect =
+      mix_task(
+        ["dala.connect", @app, "--no-adb", "--cookie-env", @secret_var, "--eval", eval],
+        [{@secret_var, secret}]
+      )
+
+    unless connect.status == 0 and connect.out =~ "{:started, #{inspect(@phone)}}",
+      do: fail("mix dala.connect --eval did not reach the phone:\n#{connect.out}")
+
+    wrong_var = "DALA_DEMO_WRONG_SECRET"
+    wrong_secret = Base.url_encode64(:crypto.strong_rand_bytes(24))
+
+    wrong =
+      mix_task(
+        ["dala.connect", @app, "--no-adb", "--cookie-env", wrong_var, "--eval", "node()"],
+        [{wrong_var, wrong_secret}]
+      )
+
+    unless wrong.status == 1 and wrong.out =~ "the secret in #{wrong_var} on this laptop differs" and
+             not String.contains?(wrong.out, [wrong_secret, secret]),
+           do: fail("mix dala.connect with a wrong secret did not say so:\n#{wrong.out}")
+  end
+
+  defp mix_task(args, env) do
+    [task | _] = args
+    event(:laptop, task, "$ mix #{Enum.map_join(args, " ", &shell_word/1)}")
+    t = Timeline.now()
+
+    {out, status} =
+      System.cmd(
+        System.find_executable("mix") || fail("mix is not on PATH"),
+        args,
+        cd: Path.expand("..", __DIR__),
+        stderr_to_stdout: true,
+        env:
+          [{"MIX_ENV", mix_env()}, {"ERL_FLAGS", nil}, {"DALA_ADB", nil}] ++
+            [{"ERL_EPMD_PORT", Integer.to_string(Dala.Dist.Epmd.port())} | env]
+      )
+
+    for line <- String.split(out, "\n", trim: true), do: event(:laptop, task, "| " <> line)
+    event(:laptop, task, "exit status #{status} (#{ms(Timeline.now() - t)} ms)")
+    %{out: out, status: status}
+  end
+
+  defp shell_word(word),
+    do: if(word =~ ~r/^[\w.:@-]+$/, do: word, else: "'" <> word <> "'")
+
+  # The Mix environment this build of dala was compiled in (`_build/<env>/lib/dala/ebin`).
+  defp mix_env do
+    case dala_ebin() |> Path.split() |> Enum.drop_while(&(&1 != "_build")) do
+      ["_build", env | _] -> env
+      _ -> "dev"
     end
   end
 

@@ -23,6 +23,15 @@ defmodule Dala.DemoTest do
       {"laptop", "live-tunnel", ~r/now forwards to the laptop's EPMD/},
       {"phone", "status", ~r/^\{:started, :"demo_app_emulator-5554@127\.0\.0\.1"\}$/},
       {"laptop", "started", ~r/^the phone started [\d.]+ ms after the live tunnel/},
+      # The developer's tasks, as OS processes: the phone listed, reached, and a wrong secret
+      # told by its variable's name.
+      {"laptop", "dala.devices", ~r/^\| demo_app_emulator-5554\s+port \d+\s+answers$/},
+      {"laptop", "dala.devices", ~r/^exit status 0 /},
+      {"laptop", "dala.connect", ~r/^\| \{:started, :"demo_app_emulator-5554@127\.0\.0\.1"\}$/},
+      {"laptop", "dala.connect", ~r/^exit status 0 /},
+      {"laptop", "dala.connect",
+       ~r/refused the handshake: the secret in DALA_DEMO_WRONG_SECRET on this laptop differs/},
+      {"laptop", "dala.connect", ~r/^exit status 1 /},
       {"laptop", "connect",
        ~r/^laptop@127\.0\.0\.1 connected to demo_app_emulator-5554@127\.0\.0\.1$/},
       {"laptop", "erpc", ~r/^node\(\) = :"demo_app_emulator-5554@127\.0\.0\.1"/},

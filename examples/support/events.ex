@@ -62,7 +62,8 @@ defmodule DalaDemo.Events do
           {:phone, kind, detail, at}
 
         {^port, {:data, {_eol, line}}} ->
-          Timeline.event(:phone, "log", line)
+          # A blank line (the end of a multi-line log message) would make an empty row.
+          if String.trim(line) != "", do: Timeline.event(:phone, "log", line)
           {:log, line}
 
         {^port, {:exit_status, status}} ->

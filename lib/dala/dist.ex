@@ -60,7 +60,7 @@ defmodule Dala.Dist do
           {:node, node()}
           | {:cookie, atom()}
           | {:delay, non_neg_integer()}
-          | {:dist_port, 1..65_535}
+          | {:dist_port, 1..65_535 | :auto}
           | {:listen_interface, :inet.ip_address()}
           | {:epmd_timeout, pos_integer()}
           | {:platform, platform()}
@@ -96,7 +96,9 @@ defmodule Dala.Dist do
       `:"my_app_<suffix>@127.0.0.1"`, see `apply_suffix/2`.
     * `:cookie` - the cookie atom (required on Android and host); use `cookie_from_env/2`.
     * `:delay` - ms to wait before starting, 0..3_600_000 (default 3_000 on Android, 0 on host).
-    * `:dist_port` - the dist listen port, 1..65535 (default `DALA_DIST_PORT`, else 9100).
+    * `:dist_port` - the dist listen port, 1..65535, or `:auto` for a port derived from the
+      suffixed node name (`Dala.Dist.Port`: 9100..9899) (default `DALA_DIST_PORT`, which may be
+      `auto` too, else 9100).
     * `:listen_interface` - the IP tuple the dist port listens on (default `{127, 0, 0, 1}` on
       Android, where the laptop reaches the phone through `adb forward`; on host the kernel's
       own `inet_dist_use_interface` if set, else all interfaces).

@@ -153,6 +153,44 @@ defmodule Dala.Dist.Identity do
   end
 
   @doc """
+  Resolves `dist_port: :auto` (or, with no `:dist_port` option, `DALA_DIST_PORT=auto`) for
+  `base_node` with the suffix from `suffix_from_env/0`: returns the port of
+  `Dala.Dist.Port.auto/2` (9100 + crc32 of the suffixed name part, rem 800) and logs it once
+  with the hint to pin a port should it be busy. Any other `port` is returned unchanged. `:auto`
+  becomes `nil` when `base_node` or the suffix make no valid node name (the node checks report
+  that, and no port is used then); `nil` with `DALA_DIST_PORT` unset or numeric stays `nil`.
+
+      iex> Dala.Dist.Identity.auto_dist_port(9200, :"my_app@127.0.0.1")
+      9200
+  """
+  @spec auto_dist_port(term(), term()) :: term()
+  def auto_dist_port(:auto, base_node) do
+    name = apply_suffix(base_node, suffix_from_env())
+    port = Dala.Dist.Port.auto(name)
+
+    Logger.info(
+      "Dala.Dist: dist_port :auto is #{port} for #{name} (9100 + crc32 of the name rem 800); " <>
+        "if it is in use, pin a port with :dist_port or #{@port_var}"
+    )
+
+    port
+  rescue
+    ArgumentError -> nil
+  end
+
+  def auto_dist_port(nil, base_node) do
+    case System.get_env(@port_var) do
+      nil ->
+        nil
+
+      value ->
+        if String.downcase(String.trim(value)) == "auto", do: auto_dist_port(:auto, base_node)
+    end
+  end
+
+  def auto_dist_port(port, _base_node), do: port
+
+  @doc """
   Configures the `:kernel` application environment that `inet_tcp_dist` reads
   when `:net_kernel` starts (OTP 25 `inet_tcp_dist:gen_listen/4` and
   `listen_options/0`):

@@ -3,6 +3,8 @@ defmodule Dala.Dist.Options do
   # Validation of ensure_started/1's options, in the caller's process, before anything starts.
   # Messages name the option and never echo the cookie.
 
+  alias Dala.Dist.Identity
+
   @allowed [:node, :cookie, :delay, :dist_port, :listen_interface, :epmd_timeout, :platform]
   @max_ms 3_600_000
 
@@ -44,7 +46,9 @@ defmodule Dala.Dist.Options do
       cookie: hide(Keyword.get(opts, :cookie)),
       delay: ms!(opts, :delay, default_delay, 0),
       epmd_timeout: ms!(opts, :epmd_timeout, 10_000, 1),
-      dist_port: port!(Keyword.get(opts, :dist_port)),
+      # :auto (or DALA_DIST_PORT=auto) becomes the port Dala.Dist.Port derives for the node.
+      dist_port:
+        opts |> Keyword.get(:dist_port) |> Identity.auto_dist_port(opts[:node]) |> port!(),
       listen_interface: interface!(opts, platform)
     }
   end
