@@ -1,40 +1,105 @@
 defmodule Mix.Tasks.Compile.DalaNif do
-  @shortdoc "Builds priv/dala_dist_nif.so with CMake"
+  @shortdoc "Builds the dala NIF with CMake into the app's _build"
   @moduledoc """
   Builds the native library with CMake on every `mix compile`; CMake decides what is stale.
 
-  Each configuration gets its own build directory under `_build/<env>/native/`, and the
-  library it produces is copied to `priv/` when it differs from what is there, so switching
-  between configurations (for example the sanitizer build) never leaves a stale library.
+  Nothing is written into dala's own source tree (which may be a read-only dependency): the
+  CMake build directory is `_build/<env>/native/<target>-<variant>/` of the project being
+  compiled (the app that depends on dala), one per target and configuration, and the library is
+  installed into the app's `_build/<env>/lib/dala/priv/`, where `:code.priv_dir(:dala)` finds it.
+
+  Variants: `release` (optimised, stripped; every environment but `test`), `debug` (MIX_ENV=test:
+  RelWithDebInfo, unstripped, for the tests) and `sanitize` (`DALA_SANITIZE=1`).
 
   Environment:
     * `DALA_WERROR=1` - treat C++ warnings as errors (CI does).
     * `DALA_SANITIZE=1` - build with `-fsanitize=address,undefined`.
-    * `DALA_CMAKE_ARGS` - extra arguments to the CMake configure step.
+    * `DALA_BUILD_TYPE=release|debug` - force a variant.
+    * `DALA_CMAKE_TOOLCHAIN_FILE` - cross-compile with this CMake toolchain file (needs
+      `-DERTS_INCLUDE_DIR=...` of the target's OTP in `DALA_CMAKE_ARGS`).
+    * `DALA_CMAKE_ARGS` - extra arguments to the CMake configure step (e.g.
+      `-DDALA_NIF_KIND=static -DSODIUM_ROOT=...`).
+    * `DALA_TARGET` - the name of a cross target's build directory and of its `priv/<target>/`
+      install directory (default: `cross-` and a hash of the toolchain and arguments).
+
+  A host build installs `priv/dala_dist_nif.so` and checks that it is built for the running VM's
+  architecture; a cross build installs into `priv/<target>/` and never replaces the host's.
+  A missing `cmake`, C++17 compiler, libsodium or `erl_nif.h` stops the build with one message
+  naming it and the packages that provide it.
   """
   use Mix.Task.Compiler
 
-  @lib "dala_dist_nif.so"
+  @source_dir __DIR__
 
   @impl true
   def run(_args) do
-    flags = [werror: env_flag("DALA_WERROR"), sanitize: env_flag("DALA_SANITIZE")]
-    variant = if flags[:sanitize], do: "sanitize", else: "default"
-    build_dir = Path.join([Mix.Project.build_path(), "native", variant])
+    cmake = find_cmake!()
+    werror = env_flag("DALA_WERROR")
+    sanitize = env_flag("DALA_SANITIZE")
+    variant = variant(sanitize)
+    {target, cross_args} = target()
+    build_dir = Path.join([Mix.Project.build_path(), "native", "#{target}-#{variant}"])
     out_dir = Path.join(build_dir, "out")
 
-    configure =
-      ["-S", File.cwd!(), "-B", build_dir, "-DDALA_BUILD_TESTS=OFF", "-DDALA_PRIV_DIR=#{out_dir}"] ++
-        ["-DDALA_WERROR=#{on_off(flags[:werror])}", "-DDALA_SANITIZE=#{on_off(flags[:sanitize])}"] ++
-        OptionParser.split(System.get_env("DALA_CMAKE_ARGS", ""))
+    build_type =
+      case variant do
+        "release" -> ["-DCMAKE_BUILD_TYPE=Release", "-DDALA_STRIP=ON"]
+        _ -> ["-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DDALA_STRIP=OFF"]
+      end
 
-    with :ok <- cmake(configure, build_dir, :configure),
-         :ok <- cmake(["--build", build_dir, "--parallel"], build_dir, :build) do
-      install(Path.join(out_dir, @lib), Path.join("priv", @lib))
+    configure =
+      ["-S", @source_dir, "-B", build_dir, "-DDALA_BUILD_TESTS=OFF", "-DDALA_PRIV_DIR=#{out_dir}"] ++
+        build_type ++
+        ["-DDALA_WERROR=#{on_off(werror)}", "-DDALA_SANITIZE=#{on_off(sanitize)}"] ++ cross_args
+
+    with :ok <- cmake(cmake, configure, build_dir, :configure),
+         :ok <- cmake(cmake, ["--build", build_dir, "--parallel", jobs()], build_dir, :build) do
+      install(out_dir, build_dir, target)
     end
   end
 
-  defp cmake(args, build_dir, step) do
+  defp find_cmake! do
+    System.find_executable("cmake") ||
+      Mix.raise(
+        "dala: missing cmake: the NIF is built with CMake 3.20+ " <>
+          "(Debian: apt-get install cmake; Homebrew: brew install cmake)"
+      )
+  end
+
+  defp variant(true), do: "sanitize"
+
+  defp variant(false) do
+    case System.get_env("DALA_BUILD_TYPE") do
+      t when t in ["release", "debug"] -> t
+      nil -> if Mix.env() == :test, do: "debug", else: "release"
+      other -> Mix.raise("dala: DALA_BUILD_TYPE must be release or debug, not #{inspect(other)}")
+    end
+  end
+
+  # {"host", []} or {cross target name, the toolchain arguments}.
+  defp target do
+    toolchain = System.get_env("DALA_CMAKE_TOOLCHAIN_FILE", "")
+    extra = OptionParser.split(System.get_env("DALA_CMAKE_ARGS", ""))
+
+    toolchain_args =
+      if toolchain == "", do: [], else: ["-DCMAKE_TOOLCHAIN_FILE=#{Path.expand(toolchain)}"]
+
+    args = toolchain_args ++ extra
+    cross? = Enum.any?(args, &(&1 =~ ~r/^-DCMAKE_(TOOLCHAIN_FILE|SYSTEM_NAME)(:[A-Z]+)?=/))
+
+    name =
+      cond do
+        not cross? -> "host"
+        (t = System.get_env("DALA_TARGET", "")) != "" -> t
+        true -> "cross-" <> Integer.to_string(:erlang.phash2(args, 4_294_967_296), 16)
+      end
+
+    {name, args}
+  end
+
+  defp jobs, do: System.get_env("DALA_JOBS", "#{System.schedulers_online()}")
+
+  defp cmake(cmake, args, build_dir, step) do
     # Configure when the arguments change; otherwise `cmake --build` re-runs the configure
     # step by itself whenever CMakeLists.txt changes.
     stamp = Path.join(build_dir, "dala-configure-args")
@@ -43,19 +108,121 @@ defmodule Mix.Tasks.Compile.DalaNif do
     if step == :configure and File.read(stamp) == {:ok, wanted} do
       :ok
     else
-      case System.cmd("cmake", args, stderr_to_stdout: true) do
+      case System.cmd(cmake, args, stderr_to_stdout: true) do
         {_output, 0} ->
           if step == :configure, do: File.write!(stamp, wanted)
           :ok
 
         {output, status} ->
-          Mix.shell().error(output)
-          Mix.raise("dala: cmake #{step} failed (exit status #{status})")
+          if step == :configure, do: File.rm(stamp)
+
+          case missing_tool(output) do
+            nil ->
+              Mix.shell().error(output)
+              Mix.raise("dala: cmake #{step} failed (exit status #{status})")
+
+            message ->
+              Mix.raise(message)
+          end
       end
     end
   end
 
-  defp install(built, target) do
+  @doc false
+  # CMakeLists.txt words a missing tool as "dala: missing <tool>: <how to get it>"; CMake wraps
+  # and indents it: one line again.
+  def missing_tool(output) do
+    lines = String.split(output, "\n")
+
+    case Enum.drop_while(lines, &(not String.starts_with?(String.trim(&1), "dala: missing"))) do
+      [] ->
+        nil
+
+      [first | rest] ->
+        more = Enum.take_while(rest, &(String.trim(&1) != "" and String.starts_with?(&1, " ")))
+        Enum.map_join([first | more], " ", &String.trim/1)
+    end
+  end
+
+  defp install(out_dir, build_dir, target) do
+    priv = Path.join(Mix.Project.app_path(), "priv")
+    unlink_source_priv(priv)
+
+    {built, dest} =
+      case File.ls!(out_dir) |> Enum.filter(&(&1 in ["dala_dist_nif.so", "dala_dist_nif.a"])) do
+        [name] when target == "host" -> {Path.join(out_dir, name), Path.join(priv, name)}
+        [name] -> {Path.join(out_dir, name), Path.join([priv, target, name])}
+        other -> Mix.raise("dala: expected one library in #{out_dir}, found #{inspect(other)}")
+      end
+
+    check_target(built, build_dir, target)
+    copy_if_changed(built, dest)
+  end
+
+  # Older checkouts built into dala's own priv/, which Mix then links into _build: replace such a
+  # link with a directory of the app's own.
+  defp unlink_source_priv(priv) do
+    case :file.read_link_info(priv) do
+      {:ok, info} when elem(info, 2) == :symlink ->
+        File.rm!(priv)
+        File.mkdir_p!(priv)
+
+      _ ->
+        File.mkdir_p!(priv)
+    end
+  end
+
+  # A cross build must have used its toolchain (CMakeLists.txt writes what it compiled for); a
+  # host build must match the VM that will load it.
+  defp check_target(built, build_dir, target) do
+    info = File.read!(Path.join(build_dir, "dala-target.txt"))
+
+    if target != "host" and not String.contains?(info, "crosscompiling=TRUE") do
+      Mix.raise(
+        "dala: the cross build in #{build_dir} did not use a toolchain (#{String.trim(info)}); " <>
+          "remove that directory and check DALA_CMAKE_TOOLCHAIN_FILE"
+      )
+    end
+
+    if target == "host" and Path.extname(built) == ".so" do
+      arch = to_string(:erlang.system_info(:system_architecture))
+
+      case {elf_machine(built), vm_machine(arch)} do
+        {m, m} ->
+          :ok
+
+        {_, nil} ->
+          :ok
+
+        {:not_elf, _} ->
+          :ok
+
+        {m, want} ->
+          Mix.raise(
+            "dala: #{built} is built for ELF machine #{m}, but this VM (#{arch}) needs #{want}"
+          )
+      end
+    end
+  end
+
+  defp elf_machine(path) do
+    case File.open!(path, [:read, :binary], &IO.binread(&1, 20)) do
+      <<0x7F, "ELF", _::binary-size(14), machine::little-16>> -> machine
+      _ -> :not_elf
+    end
+  end
+
+  defp vm_machine(arch) do
+    cond do
+      String.starts_with?(arch, "x86_64") -> 62
+      String.starts_with?(arch, "aarch64") -> 183
+      String.starts_with?(arch, "arm") -> 40
+      String.starts_with?(arch, "riscv64") -> 243
+      true -> nil
+    end
+  end
+
+  defp copy_if_changed(built, target) do
     if File.read(built) == File.read(target) do
       {:noop, []}
     else
@@ -65,7 +232,7 @@ defmodule Mix.Tasks.Compile.DalaNif do
       tmp = target <> ".tmp"
       File.cp!(built, tmp)
       File.rename!(tmp, target)
-      Mix.shell().info("Compiled #{target}")
+      Mix.shell().info("Compiled #{Path.relative_to_cwd(target)}")
       {:ok, []}
     end
   end
@@ -93,7 +260,7 @@ defmodule Dala.MixProject do
       description: "Start Erlang distribution on a device (iOS, Android) safely and reliably",
       package: [
         licenses: ["Apache-2.0"],
-        files: ~w(CMakeLists.txt c_src lib priv/.gitkeep mix.exs rebar.config README.md)
+        files: ~w(CMakeLists.txt c_src cross lib mix.exs rebar.config README.md)
       ]
     ]
   end
