@@ -114,7 +114,9 @@ defmodule Mix.Tasks.Compile.DalaNif do
           :ok
 
         {output, status} ->
-          if step == :configure, do: File.rm(stamp)
+          # A failed configure leaves its findings (a compiler NOTFOUND) in the cache: start
+          # afresh next time, when the missing tool may be there.
+          if step == :configure, do: Enum.each([stamp, cache(build_dir)], &File.rm/1)
 
           case missing_tool(output) do
             nil ->
@@ -127,6 +129,8 @@ defmodule Mix.Tasks.Compile.DalaNif do
       end
     end
   end
+
+  defp cache(build_dir), do: Path.join(build_dir, "CMakeCache.txt")
 
   @doc false
   # CMakeLists.txt words a missing tool as "dala: missing <tool>: <how to get it>"; CMake wraps

@@ -28,6 +28,7 @@ if ! cmake -S "$SRC" -B "$DIR" -DDALA_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release
      -DDALA_PRIV_DIR="$DIR/out" $TOOLCHAIN_ARG ${DALA_CMAKE_ARGS:-} >"$log" 2>&1; then
   # One line for a missing tool (CMake wraps and indents the message), else the whole log.
   msg=$(sed -n '/dala: missing/,/^$/p' "$log" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+  rm -f "$DIR/CMakeCache.txt"  # its findings (a compiler NOTFOUND) would outlive the fix
   if [ -n "$msg" ]; then echo "$msg" >&2; else cat "$log" >&2; fi
   exit 1
 fi
