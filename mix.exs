@@ -21,9 +21,12 @@ defmodule Mix.Tasks.Compile.DalaNif do
       `-DDALA_NIF_KIND=static -DSODIUM_ROOT=...`).
     * `DALA_TARGET` - the name of a cross target's build directory and of its `priv/<target>/`
       install directory (default: `cross-` and a hash of the toolchain and arguments).
+    * `DALA_CROSS_INSTALL=priv` - install a cross build as the app's own library
+      (`priv/dala_dist_nif.so`), for a build path of the target's own (`MIX_BUILD_PATH`).
 
   A host build installs `priv/dala_dist_nif.so` and checks that it is built for the running VM's
-  architecture; a cross build installs into `priv/<target>/` and never replaces the host's.
+  architecture; a cross build checks it against the toolchain's processor and installs into
+  `priv/<target>/`, never over the host's library.
   A missing `cmake`, C++17 compiler, libsodium or `erl_nif.h` stops the build with one message
   naming it and the packages that provide it.
   """
@@ -150,11 +153,14 @@ defmodule Mix.Tasks.Compile.DalaNif do
 
   defp install(out_dir, build_dir, target) do
     priv = Path.join(Mix.Project.app_path(), "priv")
+    install_as_app? = System.get_env("DALA_CROSS_INSTALL") == "priv"
     unlink_source_priv(priv)
 
     {built, dest} =
       case File.ls!(out_dir) |> Enum.filter(&(&1 in ["dala_dist_nif.so", "dala_dist_nif.a"])) do
         [name] when target == "host" -> {Path.join(out_dir, name), Path.join(priv, name)}
+        # A build path of the target's own (MIX_BUILD_PATH), as the arm64 proof uses.
+        [name] when install_as_app? -> {Path.join(out_dir, name), Path.join(priv, name)}
         [name] -> {Path.join(out_dir, name), Path.join([priv, target, name])}
         other -> Mix.raise("dala: expected one library in #{out_dir}, found #{inspect(other)}")
       end
@@ -188,40 +194,54 @@ defmodule Mix.Tasks.Compile.DalaNif do
       )
     end
 
-    if target == "host" and Path.extname(built) == ".so" do
-      arch = to_string(:erlang.system_info(:system_architecture))
-
-      case {elf_machine(built), vm_machine(arch)} do
-        {m, m} ->
-          :ok
-
-        {_, nil} ->
-          :ok
-
-        {:not_elf, _} ->
-          :ok
-
-        {m, want} ->
-          Mix.raise(
-            "dala: #{built} is built for ELF machine #{m}, but this VM (#{arch}) needs #{want}"
-          )
+    {arch, want} =
+      if target == "host" do
+        arch = to_string(:erlang.system_info(:system_architecture))
+        {"this VM (#{arch})", machine(arch)}
+      else
+        [_, processor] = Regex.run(~r/processor=(\S*)/, info)
+        {"the toolchain's processor (#{processor})", machine(processor)}
       end
+
+    case {elf_machine(built), want} do
+      {m, m} ->
+        :ok
+
+      {m, want} when is_integer(m) and is_integer(want) ->
+        Mix.raise(
+          "dala: #{built} is built for ELF machine #{m}, but #{arch} needs #{want}; " <>
+            "remove #{build_dir} and check the toolchain"
+        )
+
+      _unknown ->
+        :ok
     end
   end
 
+  # The ELF machine of a shared library, or of the first object in a static archive.
   defp elf_machine(path) do
-    case File.open!(path, [:read, :binary], &IO.binread(&1, 20)) do
-      <<0x7F, "ELF", _::binary-size(14), machine::little-16>> -> machine
-      _ -> :not_elf
+    bytes = File.read!(path)
+
+    case :binary.match(bytes, <<0x7F, "ELF">>) do
+      {at, _} ->
+        case binary_part(bytes, at, min(20, byte_size(bytes) - at)) do
+          <<0x7F, "ELF", _::binary-size(14), machine::little-16>> -> machine
+          _ -> :not_elf
+        end
+
+      :nomatch ->
+        :not_elf
     end
   end
 
-  defp vm_machine(arch) do
+  # An architecture name (the VM's system_architecture, CMAKE_SYSTEM_PROCESSOR) as an ELF machine.
+  defp machine(arch) do
     cond do
-      String.starts_with?(arch, "x86_64") -> 62
-      String.starts_with?(arch, "aarch64") -> 183
-      String.starts_with?(arch, "arm") -> 40
-      String.starts_with?(arch, "riscv64") -> 243
+      arch =~ ~r/^(x86_64|amd64)/i -> 62
+      arch =~ ~r/^(aarch64|arm64)/i -> 183
+      arch =~ ~r/^arm/i -> 40
+      arch =~ ~r/^i[3-6]86/ -> 3
+      arch =~ ~r/^riscv64/ -> 243
       true -> nil
     end
   end

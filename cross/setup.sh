@@ -30,16 +30,20 @@ fi
 
 # 2. The arm64 Erlang, unpacked into $ROOT/sysroot.
 SYSROOT="$ROOT/sysroot"
-if [ ! -x "$SYSROOT/usr/lib/erlang/bin/erl" ]; then
+if [ ! -x "$SYSROOT/usr/lib/erlang/bin/erl" ] || [ ! -f "$SYSROOT/usr/lib/erlang/usr/include/erl_nif.h" ]; then
   DEBS="$ROOT/debs"
   mkdir -p "$DEBS"
-  ERL_PKGS="erlang-base erlang-crypto libtinfo6 zlib1g libssl3 libsystemd0 libcap2 libgcrypt20 \
+  ERL_PKGS="erlang-base erlang-crypto erlang-dev libtinfo6 zlib1g libssl3 libsystemd0 libcap2 libgcrypt20 \
             libgpg-error0 liblz4-1 liblzma5 libzstd1 libsctp1"
-  (cd "$DEBS" && for p in $ERL_PKGS; do
-     ls ${p}_*_arm64.deb >/dev/null 2>&1 || apt-get download -qq "$p:arm64"
-   done) || { apt-get update -qq; (cd "$DEBS" && for p in $ERL_PKGS; do
-     ls ${p}_*_arm64.deb >/dev/null 2>&1 || apt-get download -qq "$p:arm64"; done); }
-  rm -rf "$SYSROOT.tmp"
+  # apt's sandbox user must be able to write the download directory.
+  chown _apt "$DEBS" 2>/dev/null || true
+  download() {
+    (cd "$DEBS" && for p in $ERL_PKGS; do
+       ls ${p}_*_arm64.deb >/dev/null 2>&1 || apt-get download -qq "$p:arm64" || return 1
+     done)
+  }
+  download || { apt-get update -qq && download; }
+  rm -rf "$SYSROOT.tmp" "$SYSROOT"
   mkdir -p "$SYSROOT.tmp"
   for d in "$DEBS"/*.deb; do dpkg-deb -x "$d" "$SYSROOT.tmp"; done
   # Debian's erl scripts hard-code ROOTDIR=/usr/lib/erlang: unpatched, every `erl` they start
