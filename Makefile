@@ -18,7 +18,7 @@ JOBS ?= 2
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
 .PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test \
-        fuzz elixir-asan-test fleet bench bench-quick bench-helper
+        fuzz elixir-asan-test fleet bench bench-quick bench-helper cross-ci cross-test consumer-test
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -48,7 +48,7 @@ native-asan-test:
 	cd $(BUILD)/asan && ctest --output-on-failure
 
 format-check:
-	clang-format --dry-run -Werror c_src/*/*.cpp c_src/*/*.h
+	clang-format --dry-run -Werror c_src/*/*.cpp c_src/*/*.h cross/*.cpp cross/*.h
 	mix format --check-formatted
 
 elixir-test:
@@ -125,3 +125,22 @@ bench-quick: deps bench-helper
 	mix compile
 	ERL_EPMD_PORT=$(FREE_PORT) mix run --no-start bench/gate_bench.exs --quick \
 	  --helper $(BUILD)/bench/dala_gate_bench
+
+# The phone builds (cross/run.sh; README "Phones: the static NIF and cross builds"). Both install
+# what they need first (cross/setup.sh: the aarch64 toolchain, qemu-user, arm64 libsodium through
+# apt; Debian's arm64 Erlang unpacked into _build/cross/sysroot; qemu registered with binfmt_misc).
+#   cross-ci    Catch2 cross-built for arm64 and run under qemu; the static NIF archive for host
+#               and arm64 linked into cross/static_harness.cpp and run; nm symbol checks; sizes
+#   cross-test  all of cross-ci, the ExUnit suite on an arm64 BEAM under qemu-user, and the
+#               demo with an arm64 phone BEAM attached from this amd64 VM over :erpc
+cross-ci: deps
+	JOBS=$(JOBS) cross/run.sh ci
+
+cross-test: deps
+	JOBS=$(JOBS) cross/run.sh test
+
+# A throwaway Mix app that depends on this checkout by path (the tree stays unchanged, the NIF
+# lands in the app's _build) and the missing-tool messages (a PATH without cmake, ...).
+consumer-test: deps
+	MIX_ENV=test mix compile
+	ERL_EPMD_PORT=$(FREE_PORT) mix test test/consumer_app_test.exs test/nif_symbols_test.exs
