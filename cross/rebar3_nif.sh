@@ -2,7 +2,8 @@
 # rebar3's compile pre_hook: the build `mix compile` does, under rebar3's _build (REBAR_BUILD_DIR,
 # i.e. _build/<profile> of the project being built, also when dala is a dependency). The CMake
 # build directory is $REBAR_BUILD_DIR/native/<target>-release; the NIF is installed into
-# $REBAR_BUILD_DIR/lib/dala/priv/ (a cross target into priv/<target>/), never into a source
+# $REBAR_BUILD_DIR/lib/dala/priv/ (or checkouts/dala/priv/ for a _checkouts/dala; a cross
+# target into priv/<target>/), never into a source
 # checkout of dala. Same environment as the Mix compiler: DALA_CMAKE_TOOLCHAIN_FILE,
 # DALA_CMAKE_ARGS (word-split by the shell), DALA_TARGET, DALA_JOBS.
 set -eu
@@ -19,7 +20,14 @@ if [ -n "${DALA_CMAKE_TOOLCHAIN_FILE:-}" ]; then
   TARGET=${DALA_TARGET:-cross-$(printf '%s %s' "$DALA_CMAKE_TOOLCHAIN_FILE" "${DALA_CMAKE_ARGS:-}" | cksum | cut -d' ' -f1)}
 fi
 DIR="$BUILD/native/$TARGET-release"
-PRIV="$BUILD/lib/dala/priv"
+# Where rebar3 puts the built app: _build/<profile>/lib/dala, or for a _checkouts/dala of the
+# project, _build/<profile>/checkouts/dala.
+APP="$BUILD/lib/dala"
+if [ -n "${REBAR_CHECKOUTS_DIR:-}" ] && [ -d "$REBAR_CHECKOUTS_DIR/dala" ] &&
+   [ "$(cd "$REBAR_CHECKOUTS_DIR/dala" && pwd -P)" = "$(cd "$SRC" && pwd -P)" ]; then
+  APP="${REBAR_CHECKOUTS_OUT_DIR:-$BUILD/checkouts}/dala"
+fi
+PRIV="$APP/priv"
 [ "$TARGET" = host ] || PRIV="$PRIV/$TARGET"
 log="$DIR.log"
 mkdir -p "$DIR"
@@ -34,7 +42,7 @@ if ! cmake -S "$SRC" -B "$DIR" -DDALA_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build "$DIR" --parallel "${DALA_JOBS:-2}" >>"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 # rebar3 links lib/dala/priv to the source's priv/ (even a missing one): a directory of its own.
-APP_PRIV="$BUILD/lib/dala/priv"
+APP_PRIV="$APP/priv"
 [ -L "$APP_PRIV" ] && rm -f "$APP_PRIV"
 mkdir -p "$PRIV"
 for f in "$DIR"/out/dala_dist_nif.so "$DIR"/out/dala_dist_nif.a; do

@@ -97,6 +97,52 @@ defmodule Dala.ConsumerAppTest do
   end
 end
 
+defmodule Dala.RebarConsumerTest do
+  # Not async, for the same reason as Dala.ConsumerAppTest.
+  use ExUnit.Case, async: false
+
+  alias Dala.ConsumerApp
+
+  @moduletag :tmp_dir
+  @moduletag :consumer
+  @moduletag timeout: 600_000
+
+  test "a rebar3 project with this checkout in _checkouts builds the NIF in its own _build",
+       %{tmp_dir: tmp} do
+    before = ConsumerApp.git_status()
+    app = Path.join(tmp, "rebar_consumer")
+    File.mkdir_p!(Path.join(app, "src"))
+    File.mkdir_p!(Path.join(app, "_checkouts"))
+    File.ln_s!(ConsumerApp.checkout(), Path.join(app, "_checkouts/dala"))
+    File.write!(Path.join(app, "rebar.config"), "{deps, [dala]}.\n")
+
+    File.write!(
+      Path.join(app, "src/rebar_consumer.app.src"),
+      ~s({application, rebar_consumer, [{description, "t"}, {vsn, "0.1.0"}, ) <>
+        ~s({applications, [kernel, stdlib]}]}.\n)
+    )
+
+    clean = for v <- ~w(DALA_CMAKE_ARGS DALA_CMAKE_TOOLCHAIN_FILE DALA_TARGET), do: {v, nil}
+    {out, status} = System.cmd("rebar3", ["compile"], cd: app, env: clean, stderr_to_stdout: true)
+    assert status == 0, out
+    assert ConsumerApp.git_status() == before
+
+    dala = Path.join(app, "_build/default/checkouts/dala")
+    assert File.regular?(Path.join(dala, "priv/dala_dist_nif.so"))
+
+    {out, 0} =
+      System.cmd("erl", [
+        "-noshell",
+        "-pa",
+        Path.join(dala, "ebin"),
+        "-eval",
+        ~S|io:format("~s ~p~n", [code:priv_dir(dala), dala_dist_nif:platform()]), halt().|
+      ])
+
+    assert out == "#{Path.join(dala, "priv")} host\n"
+  end
+end
+
 defmodule Dala.MissingToolTest do
   use ExUnit.Case, async: true
 
