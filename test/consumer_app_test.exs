@@ -34,9 +34,11 @@ defmodule Dala.ConsumerApp do
 
   # `mix` in the app, with dala's own build settings cleared (a user's shell has none).
   def mix(dir, args, env \\ []) do
+    # (LD_PRELOAD: the sanitised test run preloads ASan into everything it starts.)
     clean =
       for v <- ~w(DALA_SANITIZE DALA_WERROR DALA_CMAKE_ARGS DALA_CMAKE_TOOLCHAIN_FILE
-                        DALA_TARGET DALA_BUILD_TYPE MIX_BUILD_PATH MIX_DEPS_PATH),
+                  DALA_TARGET DALA_CROSS_INSTALL DALA_BUILD_TYPE MIX_BUILD_PATH MIX_DEPS_PATH
+                  LD_PRELOAD),
           do: {v, nil}
 
     System.cmd(System.find_executable("mix"), args,
@@ -122,7 +124,9 @@ defmodule Dala.RebarConsumerTest do
         ~s({applications, [kernel, stdlib]}]}.\n)
     )
 
-    clean = for v <- ~w(DALA_CMAKE_ARGS DALA_CMAKE_TOOLCHAIN_FILE DALA_TARGET), do: {v, nil}
+    clean =
+      for v <- ~w(DALA_CMAKE_ARGS DALA_CMAKE_TOOLCHAIN_FILE DALA_TARGET LD_PRELOAD), do: {v, nil}
+
     {out, status} = System.cmd("rebar3", ["compile"], cd: app, env: clean, stderr_to_stdout: true)
     assert status == 0, out
     assert ConsumerApp.git_status() == before
