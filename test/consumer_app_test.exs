@@ -221,3 +221,52 @@ defmodule Dala.MissingToolTest do
     assert line =~ "Debian: apt-get install erlang-dev; Homebrew: brew install erlang"
   end
 end
+
+defmodule Dala.CrossGuardTest do
+  use ExUnit.Case, async: true
+
+  alias Dala.ConsumerApp
+
+  @moduletag :tmp_dir
+  @moduletag timeout: 120_000
+
+  # (No quote in the test's name: it is in tmp_dir's path, which goes into DALA_CMAKE_ARGS.)
+  test "a cross build whose output is not for the toolchain processor fails loudly", %{
+    tmp_dir: tmp
+  } do
+    # A "toolchain" that names aarch64 but keeps the host's compiler, as a toolchain file
+    # passed to an old host build directory used to: the x86_64 library must not be installed.
+    app = ConsumerApp.create(tmp)
+    erts = Path.join([:code.root_dir(), "usr", "include"])
+    # The host's libsodium as a -DSODIUM_ROOT prefix (pkg-config's host answer is refused).
+    {include, 0} = System.cmd("pkg-config", ["--variable=includedir", "libsodium"])
+    {libdir, 0} = System.cmd("pkg-config", ["--variable=libdir", "libsodium"])
+    sodium = Path.join(tmp, "sodium")
+    File.mkdir_p!(Path.join(sodium, "lib"))
+    File.ln_s!(String.trim(include), Path.join(sodium, "include"))
+
+    File.ln_s!(
+      Path.join(String.trim(libdir), "libsodium.so"),
+      Path.join(sodium, "lib/libsodium.so")
+    )
+
+    args =
+      "-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 -DERTS_INCLUDE_DIR=#{erts} " <>
+        "-DSODIUM_ROOT=#{sodium} -DDALA_SODIUM_STATIC=OFF"
+
+    {out, status} =
+      ConsumerApp.mix(app, ["compile"], [
+        {"DALA_CMAKE_ARGS", args},
+        {"DALA_TARGET", "fake-arm64"},
+        {"DALA_CROSS_INSTALL", "priv"}
+      ])
+
+    assert status != 0, out
+    [line] = Regex.run(~r/^\*\* \(Mix\) (.*)$/m, out, capture: :all_but_first)
+
+    assert line =~
+             ~r/is built for ELF machine 62, but the toolchain's processor \(aarch64\) needs 183/
+
+    refute File.exists?(Path.join(app, "_build/dev/lib/dala/priv/dala_dist_nif.so"))
+  end
+end
