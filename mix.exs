@@ -5,7 +5,8 @@ defmodule Mix.Tasks.Compile.DalaNif do
 
   Nothing is written into dala's own source tree (which may be a read-only dependency): the
   CMake build directory is `_build/<env>/native/<target>-<variant>/` of the project being
-  compiled (the app that depends on dala), one per target and configuration, and the library is
+  compiled (the app that depends on dala), one per target and configuration (`host`, or
+  `host-<hash>` when `DALA_CMAKE_ARGS` is set; a cross target's name), and the library is
   installed into the app's `_build/<env>/lib/dala/priv/`, where `:code.priv_dir(:dala)` finds it.
 
   Variants: `release` (optimised, stripped; every environment but `test`), `debug` (MIX_ENV=test:
@@ -40,8 +41,8 @@ defmodule Mix.Tasks.Compile.DalaNif do
     werror = env_flag("DALA_WERROR")
     sanitize = env_flag("DALA_SANITIZE")
     variant = variant(sanitize)
-    {target, cross_args} = target()
-    build_dir = Path.join([Mix.Project.build_path(), "native", "#{target}-#{variant}"])
+    {target, build_name, cross_args} = target()
+    build_dir = Path.join([Mix.Project.build_path(), "native", "#{build_name}-#{variant}"])
     out_dir = Path.join(build_dir, "out")
 
     build_type =
@@ -79,7 +80,7 @@ defmodule Mix.Tasks.Compile.DalaNif do
     end
   end
 
-  # {"host", []} or {cross target name, the toolchain arguments}.
+  # {"host" or the cross target's name, its build directory's name, the extra CMake arguments}.
   defp target do
     toolchain = System.get_env("DALA_CMAKE_TOOLCHAIN_FILE", "")
     extra = OptionParser.split(System.get_env("DALA_CMAKE_ARGS", ""))
@@ -94,11 +95,15 @@ defmodule Mix.Tasks.Compile.DalaNif do
       cond do
         not cross? -> "host"
         (t = System.get_env("DALA_TARGET", "")) != "" -> t
-        true -> "cross-" <> Integer.to_string(:erlang.phash2(args, 4_294_967_296), 16)
+        true -> "cross-" <> hash(args)
       end
 
-    {name, args}
+    # One build directory per configuration: a host build with extra arguments gets its own.
+    build_name = if not cross? and args != [], do: "host-" <> hash(args), else: name
+    {name, build_name, args}
   end
+
+  defp hash(args), do: Integer.to_string(:erlang.phash2(args, 4_294_967_296), 16)
 
   defp jobs, do: System.get_env("DALA_JOBS", "#{System.schedulers_online()}")
 
@@ -156,14 +161,15 @@ defmodule Mix.Tasks.Compile.DalaNif do
     install_as_app? = System.get_env("DALA_CROSS_INSTALL") == "priv"
     unlink_source_priv(priv)
 
-    {built, dest} =
-      case File.ls!(out_dir) |> Enum.filter(&(&1 in ["dala_dist_nif.so", "dala_dist_nif.a"])) do
-        [name] when target == "host" -> {Path.join(out_dir, name), Path.join(priv, name)}
-        # A build path of the target's own (MIX_BUILD_PATH), as the arm64 proof uses.
-        [name] when install_as_app? -> {Path.join(out_dir, name), Path.join(priv, name)}
-        [name] -> {Path.join(out_dir, name), Path.join([priv, target, name])}
-        other -> Mix.raise("dala: expected one library in #{out_dir}, found #{inspect(other)}")
-      end
+    # The library this configuration builds (a reconfigured directory may hold the other kind).
+    info = File.read!(Path.join(build_dir, "dala-target.txt"))
+    name = if info =~ ~r/\bkind=static\b/, do: "dala_dist_nif.a", else: "dala_dist_nif.so"
+    built = Path.join(out_dir, name)
+
+    dest =
+      if target == "host" or install_as_app?,
+        do: Path.join(priv, name),
+        else: Path.join([priv, target, name])
 
     check_target(built, build_dir, target)
     copy_if_changed(built, dest)
