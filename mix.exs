@@ -140,10 +140,9 @@ defmodule Mix.Tasks.Compile.DalaNif do
 
   defp cache(build_dir), do: Path.join(build_dir, "CMakeCache.txt")
 
-  @doc false
   # CMakeLists.txt words a missing tool as "dala: missing <tool>: <how to get it>"; CMake wraps
   # and indents it: one line again.
-  def missing_tool(output) do
+  defp missing_tool(output) do
     lines = String.split(output, "\n")
 
     case Enum.drop_while(lines, &(not String.starts_with?(String.trim(&1), "dala: missing"))) do
