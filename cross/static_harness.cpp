@@ -12,6 +12,15 @@
 
 extern "C" ErlNifEntry* dala_dist_nif_nif_init(void);
 
+#if DALA_HARNESS_NEIGHBOUR
+// cross/neighbour.cpp: same names as libsodium's and dala's, other meanings.
+extern "C" int sodium_init(void);
+namespace dala {
+enum class Platform { Android, Ios, Host };
+const char* platform_name(Platform) noexcept;
+}  // namespace dala
+#endif
+
 namespace {
 
 int failures = 0;
@@ -107,6 +116,14 @@ int main() {
           "apply_suffix with an atom suffix raises");
   }
   entry->unload(env, priv);
+
+#if DALA_HARNESS_NEIGHBOUR
+  // The NIF's libsodium and platform_name stayed its own (load() above called its sodium_init,
+  // platform() its platform_name), and the neighbour's are reachable under the same names.
+  check(sodium_init() == 42, "the neighbour's sodium_init is its own (no clash with the NIF's)");
+  check(std::strcmp(dala::platform_name(dala::Platform::Host), "neighbour") == 0,
+        "the neighbour's dala::platform_name is its own (no clash with the NIF's)");
+#endif
 
   std::printf("static harness: %s (%d failure%s)\n", failures == 0 ? "PASS" : "FAIL", failures,
               failures == 1 ? "" : "s");
