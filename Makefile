@@ -18,7 +18,7 @@ JOBS ?= 2
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
 .PHONY: deps demo test native-test native-asan-test format-check elixir-test rebar-test \
-        fuzz elixir-asan-test fleet bench bench-quick bench-helper cross-ci cross-test consumer-test
+        fuzz elixir-asan-test fleet bench bench-quick bench-helper
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -89,8 +89,8 @@ fuzz:
 #                      until exit by design; fd and memory leaks of ours are tested directly.
 #   abort_on_error=1   an ASan report ends the VM, so the run fails.
 #   halt_on_error=1    the same for UBSan (the NIF is also built with -fno-sanitize-recover).
-# The sanitised library has its own build directory (_build/test/native/sanitize); the last
-# step puts the normal library back into priv/, whatever the tests did. The consumer-app tests
+# The sanitised library has its own build directory (_build/test/native/host-sanitize); the last
+# step puts the normal library back into _build/test/lib/dala/priv/, whatever the tests did. The consumer-app tests
 # (dala as a throwaway app's dependency, built without the sanitizer) run in elixir-test only.
 ASAN_PRELOAD = $(shell g++ -print-file-name=libasan.so) $(shell g++ -print-file-name=libubsan.so)
 
@@ -134,6 +134,8 @@ bench-quick: deps bench-helper
 #               and arm64 linked into cross/static_harness.cpp and run; nm symbol checks; sizes
 #   cross-test  all of cross-ci, the ExUnit suite on an arm64 BEAM under qemu-user, and the
 #               demo with an arm64 phone BEAM attached from this amd64 VM over :erpc
+.PHONY: cross-ci cross-test consumer-test
+
 cross-ci: deps
 	JOBS=$(JOBS) cross/run.sh ci
 
