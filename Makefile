@@ -90,8 +90,9 @@ fuzz:
 #   abort_on_error=1   an ASan report ends the VM, so the run fails.
 #   halt_on_error=1    the same for UBSan (the NIF is also built with -fno-sanitize-recover).
 # The sanitised library has its own build directory (_build/test/native/host-sanitize); the last
-# step puts the normal library back into _build/test/lib/dala/priv/, whatever the tests did. The consumer-app tests
-# (dala as a throwaway app's dependency, built without the sanitizer) run in elixir-test only.
+# step puts the normal library back into _build/test/lib/dala/priv/, whatever the tests did.
+# The consumer-app tests (dala as a throwaway app's dependency, built without the sanitizer)
+# run in elixir-test only.
 ASAN_PRELOAD = $(shell g++ -print-file-name=libasan.so) $(shell g++ -print-file-name=libubsan.so)
 
 elixir-asan-test:
