@@ -102,11 +102,26 @@ defmodule AndroidDevLoop do
     secret = Base.url_encode64(:crypto.strong_rand_bytes(24))
     System.put_env(@secret_var, secret)
 
+    # DALA_DEMO_PHONE_LAUNCHER: a program that runs the phone's command line (another VM,
+    # e.g. cross/arm64_phone.sh for an arm64 BEAM under qemu); it must exec it, keeping the PID.
+    {phone_exe, phone_args} =
+      case System.get_env("DALA_DEMO_PHONE_LAUNCHER", "") do
+        "" -> {"elixir", []}
+        launcher -> {launcher, ["elixir"]}
+      end
+
     phone =
       OsProcess.start(
         "phone",
-        "elixir",
-        ["-pa", dala_ebin(), Path.join(__DIR__, "phone_app.exs"), "#{@delay_ms}", "#{dist_port}"],
+        phone_exe,
+        phone_args ++
+          [
+            "-pa",
+            dala_ebin(),
+            Path.join(__DIR__, "phone_app.exs"),
+            "#{@delay_ms}",
+            "#{dist_port}"
+          ],
         [
           {"ERL_EPMD_PORT", "#{phone_epmd}"},
           {"DALA_NODE_SUFFIX", @suffix},

@@ -1,5 +1,13 @@
 %% @doc The native functions of dala, loaded from priv/dala_dist_nif.so.
 %%
+%% One module for both builds of the NIF. A desktop BEAM loads the shared
+%% library `dala_dist_nif.so' from `code:priv_dir(dala)' (the app's
+%% `_build/<env>/lib/dala/priv/'). A phone's BEAM (OTP built with
+%% `--enable-static-nifs=.../dala_dist_nif.a') has the NIF linked in: there
+%% `erlang:load_nif/2' looks the calling module's name up in its static NIF
+%% table (the entry is named after the archive, `dala_dist_nif', and calls
+%% `dala_dist_nif_nif_init') and ignores the path, so the same call works.
+%%
 %% Private to the library: Elixir code calls `Dala.Dist', which validates its
 %% arguments first. Erlang users may call this module directly; every function
 %% raises an `ArgumentError' map (`#{'__struct__' => 'Elixir.ArgumentError',
@@ -38,16 +46,21 @@ init() ->
 load_error() -> persistent_term:get({?MODULE, load_error}, none).
 
 %% @doc Where the library is loaded from, without the `.so' extension.
+%% A static build (the path is not used there) may run without a dala
+%% application directory: then the bare library name.
 -spec library_path() -> string().
 library_path() ->
-    Priv =
-        case code:priv_dir(dala) of
-            {error, bad_name} ->
-                filename:join([filename:dirname(code:which(?MODULE)), "..", "priv"]);
-            Dir ->
-                Dir
-        end,
-    filename:join(Priv, ?LIB).
+    case code:priv_dir(dala) of
+        {error, bad_name} ->
+            case code:which(?MODULE) of
+                Beam when is_list(Beam) ->
+                    filename:join([filename:dirname(Beam), "..", "priv", ?LIB]);
+                _ ->
+                    ?LIB
+            end;
+        Dir ->
+            filename:join(Dir, ?LIB)
+    end.
 
 -define(NIF_STUB, erlang:nif_error({not_loaded, ?MODULE})).
 

@@ -3,6 +3,10 @@
 
 #include <cstring>
 
+#if defined(__ANDROID__)
+#include <android/log.h>
+#endif
+
 #include "nif_util.h"
 #include "platform.h"
 
@@ -92,6 +96,15 @@ void make_atoms(ErlNifEnv* env) {
   atoms.weak_distinct = make_atom(env, "weak_distinct");
 }
 
+// Why load() failed, where a developer can see it: stderr, and on Android also logcat (an app's
+// stderr goes to /dev/null there).
+void report_load_failure(const char* why) {
+#if defined(__ANDROID__)
+  __android_log_print(ANDROID_LOG_ERROR, "dala", "dala_dist_nif: load failed: %s", why);
+#endif
+  enif_fprintf(stderr, "dala_dist_nif: load failed: %s\n", why);
+}
+
 // load() may only fail by returning non-zero; the Erlang side (dala_dist_nif.erl)
 // turns that into an exception naming the library path. The reason is logged here
 // because erl_nif has no way to hand a string back from load().
@@ -99,17 +112,17 @@ int load(ErlNifEnv* env, void** priv_data, ERL_NIF_TERM load_info) {
   (void)priv_data;
   (void)load_info;
   if (sodium_init() < 0) {
-    enif_fprintf(stderr, "dala_dist_nif: sodium_init() failed\n");
+    report_load_failure("sodium_init() failed");
     return 1;
   }
   make_atoms(env);
   const char* why = nullptr;
   if (!load_cookie(env, &why)) {
-    enif_fprintf(stderr, "dala_dist_nif: load failed: %s\n", why ? why : "unknown reason");
+    report_load_failure(why ? why : "unknown reason");
     return 2;
   }
   if (!load_gate(env, &why)) {
-    enif_fprintf(stderr, "dala_dist_nif: load failed: %s\n", why ? why : "unknown reason");
+    report_load_failure(why ? why : "unknown reason");
     unload_cookie();  // undo only what succeeded
     return 3;
   }
@@ -143,5 +156,9 @@ ErlNifFunc nif_funcs[] = {
 }  // namespace
 }  // namespace dala::nif
 
+// Shared build: defines nif_init (the only exported symbol, see cross/nif_shared.map). Static
+// build (STATIC_ERLANG_NIF_LIBNAME=dala_dist_nif, CMake's DALA_NIF_KIND=static): defines
+// dala_dist_nif_nif_init, the symbol OTP's static NIF table calls for the archive
+// dala_dist_nif.a, and the only global symbol left in it.
 ERL_NIF_INIT(dala_dist_nif, dala::nif::nif_funcs, dala::nif::load, nullptr, dala::nif::upgrade,
              dala::nif::unload)
