@@ -38,6 +38,20 @@ defmodule Dala.Test.DistCase do
     }
   end
 
+  @doc """
+  The processes doing the lifecycle server's slow work right now (an attempt or a stop): the
+  processes linked to `Dala.Dist.Server` other than its supervisor. `[]` when none.
+  """
+  def work_processes do
+    with server when is_pid(server) <- Process.whereis(Dala.Dist.Server),
+         {:links, links} <- Process.info(server, :links) do
+      supervisor = Process.whereis(Dala.Supervisor)
+      Enum.filter(links, &(is_pid(&1) and &1 != supervisor))
+    else
+      _ -> []
+    end
+  end
+
   @doc "A real epmd on a free port (the laptop's), ended by PID when the test ends: `{port, os_pid}`."
   def laptop_epmd do
     port = Net.free_port()
