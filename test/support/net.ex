@@ -268,6 +268,38 @@ defmodule Dala.Test.Net do
     end
   end
 
+  @doc """
+  A peer that keeps sending: accepts, reads the request, then sends a NAMES header and valid
+  NAMES lines in 16 KiB blocks as fast as the socket takes them, until the client closes. A
+  reply without end, so only the client's own deadline, cancel or size bound can end it.
+  """
+  @spec streaming_listener(:inet.port_number()) :: pid()
+  def streaming_listener(port) do
+    block = IO.iodata_to_binary(List.duplicate("name streaming at port 4242\n", 585))
+
+    listener(port, fn socket ->
+      pid =
+        spawn_link(fn ->
+          receive do
+            :go ->
+              _ = :gen_tcp.recv(socket, 0, 1_000)
+              _ = :gen_tcp.send(socket, <<port::32>>)
+              stream(socket, block)
+          end
+        end)
+
+      :ok = :gen_tcp.controlling_process(socket, pid)
+      send(pid, :go)
+    end)
+  end
+
+  defp stream(socket, block) do
+    case :gen_tcp.send(socket, block) do
+      :ok -> stream(socket, block)
+      {:error, _} -> :gen_tcp.close(socket)
+    end
+  end
+
   @doc "Stops a listener: closes its listen socket and every socket it accepted; waits until it is gone."
   @spec stop_listener(pid()) :: :ok
   def stop_listener(pid) do
