@@ -357,6 +357,7 @@ defmodule Dala.Dist.Server do
 
   defp drain_phases(state, pid) do
     receive do
+      {:dala_dist_phase, ^pid, {:waiting, _}} -> drain_phases(state, pid)
       {:dala_dist_phase, ^pid, phase} -> state |> apply_phase(phase) |> drain_phases(pid)
       {:dala_dist_done, ^pid, _result} -> drain_phases(state, pid)
     after
