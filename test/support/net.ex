@@ -269,22 +269,27 @@ defmodule Dala.Test.Net do
   end
 
   @doc """
-  A peer that keeps sending: accepts, reads the request, then sends a NAMES header and valid
-  NAMES lines in 16 KiB blocks as fast as the socket takes them, until the client closes. A
-  reply without end, so only the client's own deadline, cancel or size bound can end it.
+  A peer that keeps sending: accepts, reads the request, sends a NAMES header and `burst` bytes
+  of valid NAMES lines at once, then goes on with the same lines one byte per send (as fast as
+  the socket takes them), until the client closes. A reply without end that always has a byte
+  waiting, so only the client's own deadline, cancel or size bound can end it. Sends
+  `{:trickling, pid}` to `notify` (if given) when a connection's burst has gone out.
   """
-  @spec streaming_listener(:inet.port_number()) :: pid()
-  def streaming_listener(port) do
-    block = IO.iodata_to_binary(List.duplicate("name streaming at port 4242\n", 585))
+  @spec streaming_listener(:inet.port_number(), non_neg_integer(), pid() | nil) :: pid()
+  def streaming_listener(port, burst \\ 230_000, notify \\ nil) do
+    line = "name streaming at port 4242\n"
+    lines = String.duplicate(line, div(burst, byte_size(line)))
 
     listener(port, fn socket ->
       pid =
         spawn_link(fn ->
           receive do
             :go ->
+              :ok = :inet.setopts(socket, nodelay: true)
               _ = :gen_tcp.recv(socket, 0, 1_000)
-              _ = :gen_tcp.send(socket, <<port::32>>)
-              stream(socket, block)
+              _ = :gen_tcp.send(socket, [<<port::32>>, lines])
+              if notify, do: send(notify, {:trickling, self()})
+              trickle(socket, line, 0)
           end
         end)
 
@@ -293,10 +298,13 @@ defmodule Dala.Test.Net do
     end)
   end
 
-  defp stream(socket, block) do
-    case :gen_tcp.send(socket, block) do
-      :ok -> stream(socket, block)
-      {:error, _} -> :gen_tcp.close(socket)
+  defp trickle(socket, line, i) do
+    case :gen_tcp.send(socket, binary_part(line, rem(i, byte_size(line)), 1)) do
+      :ok ->
+        trickle(socket, line, i + 1)
+
+      {:error, _} ->
+        :gen_tcp.close(socket)
     end
   end
 
