@@ -188,6 +188,34 @@ defmodule Dala.LifecycleRacesTest do
       assert DistCase.assert_truthful() == :idle
     end
 
+    test "host flow: stop/0 with other nodes on its own EPMD checks once, and a later stop/0 ends it",
+         ctx do
+      ensure_epmd_killed_at_exit(ctx.epmd_port)
+      :ok = Dist.ensure_started(host_opts(ctx))
+      assert Dist.await(10_000) == {:ok, ctx.node}
+      other = Peer.start(:"other#{System.unique_integer([:positive])}@127.0.0.1", ctx.epmd_port)
+      on_exit(fn -> Peer.stop(other) end)
+
+      log =
+        capture_log(fn ->
+          {us, :ok} = :timer.tc(&Dist.stop/0)
+          # The evidence (our name gone, another still there) is read, not waited out.
+          assert us < 500_000, "stop/0 took #{us} µs"
+        end)
+
+      assert log =~ "leaving the EPMD on port #{ctx.epmd_port} running, other nodes use it"
+      assert {:ok, %{names: [_]}} = Epmd.names(port: ctx.epmd_port)
+
+      Peer.stop(other)
+
+      assert DistCase.eventually(fn ->
+               Epmd.names(port: ctx.epmd_port) == {:ok, %{epmd_port: ctx.epmd_port, names: []}}
+             end)
+
+      assert Dist.stop() == :ok
+      assert {:error, _} = Epmd.names(port: ctx.epmd_port, timeout: 200)
+    end
+
     test "status/0 answers while the server restarts" do
       server = server!()
       :ok = Supervisor.terminate_child(Dala.Supervisor, Dala.Dist.Server)
