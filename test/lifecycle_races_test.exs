@@ -194,7 +194,8 @@ defmodule Dala.LifecycleRacesTest do
       :ok = Dist.ensure_started(host_opts(ctx))
       assert Dist.await(10_000) == {:ok, ctx.node}
       other = Peer.start(:"other#{System.unique_integer([:positive])}@127.0.0.1", ctx.epmd_port)
-      on_exit(fn -> Peer.stop(other) end)
+      stopped = :atomics.new(1, [])
+      on_exit(fn -> if :atomics.get(stopped, 1) == 0, do: Peer.stop(other) end)
 
       log =
         capture_log(fn ->
@@ -207,6 +208,7 @@ defmodule Dala.LifecycleRacesTest do
       assert {:ok, %{names: [_]}} = Epmd.names(port: ctx.epmd_port)
 
       Peer.stop(other)
+      :atomics.put(stopped, 1, 1)
 
       assert DistCase.eventually(fn ->
                Epmd.names(port: ctx.epmd_port) == {:ok, %{epmd_port: ctx.epmd_port, names: []}}
