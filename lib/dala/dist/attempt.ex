@@ -134,6 +134,13 @@ defmodule Dala.Dist.Attempt do
   defp precheck(plan, epmd_port) do
     name = short_name(plan.node)
 
+    # This VM's own last registration under the same name (distribution stopped a moment ago,
+    # e.g. by :net_kernel.stop/0 from elsewhere) goes away as soon as EPMD sees its connection
+    # close: wait for that evidence, at most 2 s, before calling the name taken.
+    if Map.get(plan, :last_node) == plan.node do
+      poll_until(2_000, fn -> not registered?(name, epmd_port) end)
+    end
+
     case Epmd.port_please(name, port: epmd_port, ip: @ip, timeout: 1_000) do
       {:ok, _port} ->
         Logger.error(

@@ -64,6 +64,8 @@ defmodule Dala.Dist.Server do
       pending: nil,
       stop_result: :ok,
       nk: nil,
+      # The name distribution last ran under in this VM: EPMD may still hold it for a moment.
+      last_node: if(Node.alive?(), do: node()),
       epmd: Table.get(:epmd, nil)
     }
 
@@ -215,7 +217,7 @@ defmodule Dala.Dist.Server do
 
   defp decide_not_alive({:start, plan}, state) do
     case Epmd.configured_port() do
-      {:ok, port} -> begin(Map.put(plan, :epmd_port, port), state)
+      {:ok, port} -> begin(Map.merge(plan, %{epmd_port: port, last_node: state.last_node}), state)
       {:error, {:bad_epmd_port, _} = reason} -> finish(state, {:failed, reason})
     end
   end
@@ -270,7 +272,7 @@ defmodule Dala.Dist.Server do
 
       pid ->
         ref = Process.monitor(pid)
-        finish(%{state | nk: ref}, {:started, node()})
+        finish(%{state | nk: ref, last_node: node()}, {:started, node()})
     end
   end
 
