@@ -23,7 +23,25 @@ defmodule Dala.Dist.Table do
   end
 
   @doc false
-  # Only Dala.Dist.Server writes.
+  # True exactly once per `key` for the table's lifetime, however many processes ask at the same
+  # time (ets:insert_new/2 is atomic). Without the table (the :dala application not started)
+  # a persistent term keeps it to once per VM in practice.
+  def first_time?(key) do
+    :ets.insert_new(@table, {key, true})
+  rescue
+    ArgumentError ->
+      pt_key = {__MODULE__, key}
+
+      if :persistent_term.get(pt_key, false) do
+        false
+      else
+        :persistent_term.put(pt_key, true)
+        true
+      end
+  end
+
+  @doc false
+  # Only Dala.Dist.Server writes :status and :epmd.
   def put(key, value), do: :ets.insert(@table, {key, value})
 
   @impl true
