@@ -68,11 +68,17 @@ defmodule Dala.LifecycleRacesTest do
       # distribution running before the stop.
       server = server!()
       :erlang.suspend_process(server)
-      stopper = Task.async(fn -> Dist.stop() end)
-      wait_queue(server, 1)
-      starter = Task.async(fn -> Dist.ensure_started(host_opts(ctx)) end)
-      wait_queue(server, 2)
-      :erlang.resume_process(server)
+
+      {stopper, starter} =
+        try do
+          stopper = Task.async(fn -> Dist.stop() end)
+          wait_queue(server, 1)
+          starter = Task.async(fn -> Dist.ensure_started(host_opts(ctx)) end)
+          wait_queue(server, 2)
+          {stopper, starter}
+        after
+          :erlang.resume_process(server)
+        end
 
       assert Task.await(stopper, 30_000) == :ok
       assert Task.await(starter, 30_000) == :ok
@@ -268,11 +274,15 @@ defmodule Dala.LifecycleRacesTest do
           # stop :net_kernel from outside, then let the attempt go on to set the cookie.
           assert [worker] = DistCase.work_processes()
           :erlang.suspend_process(worker)
-          send(holder, :release)
-          assert DistCase.eventually(fn -> Node.alive?() end)
-          _ = :supervisor.which_children(:kernel_sup)
-          :ok = :net_kernel.stop()
-          :erlang.resume_process(worker)
+
+          try do
+            send(holder, :release)
+            assert DistCase.eventually(fn -> Node.alive?() end)
+            _ = :supervisor.which_children(:kernel_sup)
+            :ok = :net_kernel.stop()
+          after
+            :erlang.resume_process(worker)
+          end
 
           assert Dist.await(5_000) == {:error, {:net_kernel, :stopped_during_start}}
           assert Dist.status() == {:failed, {:net_kernel, :stopped_during_start}}

@@ -103,18 +103,40 @@ defmodule Dala.Dist.Server do
   end
 
   def handle_call(:stop, from, state) do
-    state = state |> cancel_attempt() |> demonitor_nk() |> reply_waiters({:error, :stopped})
     was = state.status
-    pid = Attempt.stop_link(state.epmd)
-    state = %{state | work: %{pid: pid, kind: :stop, was: was}, stoppers: [from], pending: nil}
+    state = state |> demonitor_nk() |> reply_waiters({:error, :stopped})
+    state = %{state | stoppers: [from], pending: nil}
+
+    state =
+      case state.work do
+        %{kind: :attempt, pid: pid, gate: gate} ->
+          # The gate wakes at once; the kill takes effect when a native call in progress
+          # returns (bounded by its own timeout). The stop work starts once the attempt is
+          # gone (its EXIT, below), so it sees every EPMD the attempt reported starting.
+          Epmd.cancel(gate)
+          Process.exit(pid, :kill)
+          %{state | work: %{pid: pid, kind: :dying, was: was}}
+
+        nil ->
+          start_stop_work(state, was)
+      end
+
     {:noreply, put_status(state, :stopping)}
+  end
+
+  defp start_stop_work(state, was) do
+    %{state | work: %{pid: Attempt.stop_link(state.epmd), kind: :stop, was: was}}
   end
 
   ## Messages of the work process
 
   @impl true
-  def handle_info({:dala_dist_phase, pid, phase}, %{work: %{pid: pid}} = state) do
-    {:noreply, apply_phase(state, phase)}
+  def handle_info({:dala_dist_phase, pid, phase}, %{work: %{pid: pid, kind: kind}} = state) do
+    case phase do
+      # A cancelled attempt's progress no longer counts; the EPMD it started still does.
+      {:waiting, _} when kind != :attempt -> {:noreply, state}
+      _ -> {:noreply, apply_phase(state, phase)}
+    end
   end
 
   def handle_info({:dala_dist_done, pid, result}, %{work: %{pid: pid, kind: :attempt}} = state) do
@@ -126,6 +148,11 @@ defmodule Dala.Dist.Server do
   def handle_info({:dala_dist_done, pid, result}, %{work: %{pid: pid, kind: :stop}} = state) do
     Process.unlink(pid)
     {:noreply, finish_stop(%{state | work: nil}, state.work.was, result)}
+  end
+
+  # The cancelled attempt is gone (every message it sent came before this): now stop.
+  def handle_info({:EXIT, pid, _reason}, %{work: %{pid: pid, kind: :dying, was: was}} = state) do
+    {:noreply, start_stop_work(state, was)}
   end
 
   def handle_info({:EXIT, pid, reason}, %{work: %{pid: pid, kind: kind}} = state) do
@@ -179,7 +206,6 @@ defmodule Dala.Dist.Server do
     # ends with it, an EPMD included, under the usual rule (only if no other node uses it).
     # After a crash the table keeps the EPMD for the next server instead.
     if orderly?(reason) do
-      state = cancel_attempt(state)
       kill_work(state.work)
 
       if state.epmd != nil do
@@ -342,32 +368,11 @@ defmodule Dala.Dist.Server do
     %{state | nk: nil}
   end
 
-  # Ends a running attempt at once; an EPMD it reported starting stays ours (its phase
-  # messages, all sent before it died, are read here).
-  defp cancel_attempt(%{work: %{kind: :attempt, pid: pid, gate: gate}} = state) do
-    Epmd.cancel(gate)
+  defp kill_work(%{pid: pid} = work) do
+    if work[:gate], do: Epmd.cancel(work.gate)
     Process.exit(pid, :kill)
-
-    receive do
-      {:EXIT, ^pid, _} -> :ok
-    end
-
-    drain_phases(%{state | work: nil}, pid)
   end
 
-  defp cancel_attempt(state), do: state
-
-  defp drain_phases(state, pid) do
-    receive do
-      {:dala_dist_phase, ^pid, {:waiting, _}} -> drain_phases(state, pid)
-      {:dala_dist_phase, ^pid, phase} -> state |> apply_phase(phase) |> drain_phases(pid)
-      {:dala_dist_done, ^pid, _result} -> drain_phases(state, pid)
-    after
-      0 -> state
-    end
-  end
-
-  defp kill_work(%{pid: pid}), do: Process.exit(pid, :kill)
   defp kill_work(nil), do: :ok
 
   defp exit_kind(reason) when is_atom(reason), do: reason
