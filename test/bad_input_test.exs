@@ -190,7 +190,7 @@ defmodule Dala.BadInputTest do
       # The caller got an exception; nothing else moved: same server, nothing started.
       assert Process.whereis(Dala.Dist.Server) == server
       assert Dist.status() == :idle
-      assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+      assert Dala.Test.DistCase.work_processes() == []
     end
   end
 

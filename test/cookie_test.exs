@@ -294,6 +294,45 @@ defmodule Dala.Dist.CookieTest do
     end
   end
 
+  # HKDF-SHA256 (RFC 5869) with one output block: what the cookie is, computed here with
+  # :crypto for secrets too long for openssl's command line.
+  defp hkdf_hex(secret, app_name) do
+    prk = :crypto.mac(:hmac, :sha256, "dala-dist-cookie-v1", secret)
+    okm = :crypto.mac(:hmac, :sha256, prk, app_name <> <<1>>)
+    Base.encode16(okm, case: :lower)
+  end
+
+  defp alnum_secret(n) do
+    chars = ~c"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    for _ <- 1..n, into: "", do: <<Enum.random(chars)>>
+  end
+
+  describe "secrets of any length (issue 13, item 10)" do
+    test "are read whole, around every power of two and far beyond 32 KiB" do
+      for size <- [255, 256, 257, 32_767, 32_768, 32_769, 65_536, 100_000, 1_000_000] do
+        secret = alnum_secret(size)
+
+        with_env(secret, fn var ->
+          cookie = Cookie.from_env(var, "my_app")
+
+          assert Atom.to_string(cookie) == hkdf_hex(secret, "my_app"),
+                 "a #{size}-byte secret gave another cookie"
+        end)
+      end
+    end
+
+    test "an absurd one (over 16 MiB) raises ArgumentError naming the variable, not the value" do
+      secret = alnum_secret(64) |> String.duplicate(div(17 * 1024 * 1024, 64))
+
+      with_env(secret, fn var ->
+        error = assert_raise ArgumentError, fn -> Cookie.from_env(var, "my_app") end
+        assert error.message =~ var
+        assert error.message =~ "16 MiB"
+        refute error.message =~ binary_part(secret, 0, 64)
+      end)
+    end
+  end
+
   describe "mix dala.cookie" do
     @describetag timeout: 180_000
 
@@ -311,6 +350,20 @@ defmodule Dala.Dist.CookieTest do
 
         assert status == 0, "mix dala.cookie failed"
         assert out == expected <> "\n", "mix dala.cookie printed something else than the cookie"
+      end)
+
+      # A long secret: the cookie, not a stack trace.
+      long = alnum_secret(40_000)
+
+      with_env(long, fn var ->
+        {out, status} =
+          System.cmd("mix", ["dala.cookie", var, app_name],
+            env: [{"MIX_ENV", "test"}, {"MIX_QUIET", "1"}, {var, long}],
+            stderr_to_stdout: true
+          )
+
+        assert status == 0, "mix dala.cookie failed on a 40,000-byte secret"
+        assert out == hkdf_hex(long, app_name) <> "\n", "mix dala.cookie printed something else"
       end)
 
       unset = unique_var("UNSET")

@@ -186,7 +186,7 @@ defmodule Dala.FaultsTest do
         assert Dist.status() == :idle
         assert Dist.await(0) == {:error, :idle}
         assert Dist.stop() == :ok
-        assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+        assert Dala.Test.DistCase.work_processes() == []
         refute Node.alive?()
       end
 
@@ -225,7 +225,7 @@ defmodule Dala.FaultsTest do
                5_000
              )
 
-      assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+      assert Dala.Test.DistCase.work_processes() == []
 
       # And it starts again normally.
       Net.stop_listener(tunnel)
@@ -259,7 +259,7 @@ defmodule Dala.FaultsTest do
     for _ <- racers, do: assert_receive({:ready, _})
     for %Task{pid: pid} <- racers, do: send(pid, :go)
     assert Enum.map(racers, &Task.await/1) == List.duplicate(:ok, 8)
-    assert length(Task.Supervisor.children(Dala.Dist.TaskSupervisor)) <= 1
+    assert length(Dala.Test.DistCase.work_processes()) <= 1
 
     assert {:ok, winner} = Dist.await(5_000)
     assert winner in nodes
@@ -323,7 +323,7 @@ defmodule Dala.FaultsTest do
                  )
 
           assert eventually(
-                   fn -> Task.Supervisor.children(Dala.Dist.TaskSupervisor) == [] end,
+                   fn -> Dala.Test.DistCase.work_processes() == [] end,
                    5_000
                  )
 

@@ -225,7 +225,7 @@ defmodule Dala.LifecycleTest do
       assert Dist.await(0) == {:error, :idle}
       Process.sleep(100)
       assert Dist.status() == :idle
-      assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+      assert Dala.Test.DistCase.work_processes() == []
     end
 
     test "during the EPMD gate wakes the gate within milliseconds", ctx do
@@ -239,7 +239,7 @@ defmodule Dala.LifecycleTest do
       assert Dist.status() == :idle
       # Far below the 60 s deadline: the gate was woken, not waited out.
       assert micros < 2_000_000
-      assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+      assert Dala.Test.DistCase.work_processes() == []
     end
 
     test "is :ok when nothing runs, and twice in a row" do
@@ -261,7 +261,7 @@ defmodule Dala.LifecycleTest do
       )
 
     assert Dist.status() == {:waiting, :delay}
-    assert length(Task.Supervisor.children(Dala.Dist.TaskSupervisor)) == 1
+    assert length(Dala.Test.DistCase.work_processes()) == 1
   end
 
   test "iOS: nothing starts; without -name the status is {:skipped, :not_distributed}" do
@@ -276,7 +276,7 @@ defmodule Dala.LifecycleTest do
     start_android(ctx, delay: 0)
     assert Dist.status() == {:skipped, :release}
     assert Dist.await() == {:error, :release}
-    assert Task.Supervisor.children(Dala.Dist.TaskSupervisor) == []
+    assert Dala.Test.DistCase.work_processes() == []
   end
 
   test "an already alive node reports {:started, node()}; iOS too", ctx do

@@ -191,20 +191,22 @@ constexpr int kSendFlags = MSG_NOSIGNAL;
 constexpr int kSendFlags = 0;
 #endif
 
-// A reply parser as the exchange sees it: bytes so far and whether the peer has closed.
-using ParseFn = ParseStatus (*)(const uint8_t* data, size_t len, bool at_eof);
-
-// Connects, sends `request` and reads until `parse` says the reply is complete (for NAMES that
-// needs EOF). The reply bytes are the value.
-Outcome<std::vector<uint8_t>> exchange(const Endpoint& ep, const std::vector<uint8_t>& request,
-                                       const IoLimits& limits, ParseFn parse) {
-  using Bytes = std::vector<uint8_t>;
-  if (cancelled(limits)) return from_wait<Bytes>(Wait::Cancelled, 0);
-  if (Clock::now() >= limits.deadline) return fail<Bytes>("timeout");
+// A reply reader as the exchange sees it: `feed` takes each chunk as it arrives and says whether
+// the reply is complete, still open or bad; `eof` gives the verdict when the peer closes.
+// Readers parse incrementally, so a long reply costs time linear in its size.
+//
+// Connects, sends `request` and reads until the reader says the reply is complete (for NAMES
+// that needs EOF). The deadline and the cancel fd are checked after every read, not only when
+// the socket would block, so a peer that keeps sending cannot hold the request past them.
+template <typename Reader>
+Outcome<bool> exchange(const Endpoint& ep, const std::vector<uint8_t>& request,
+                       const IoLimits& limits, Reader& reader) {
+  if (cancelled(limits)) return from_wait<bool>(Wait::Cancelled, 0);
+  if (Clock::now() >= limits.deadline) return fail<bool>("timeout");
 
   int err = 0;
   Fd sock = open_socket(&err);
-  if (!sock.valid()) return fail<Bytes>(errno_reason(err));
+  if (!sock.valid()) return fail<bool>(errno_reason(err));
 
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -215,15 +217,15 @@ Outcome<std::vector<uint8_t>> exchange(const Endpoint& ep, const std::vector<uin
     rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) {
-    if (errno != EINPROGRESS) return fail<Bytes>(errno_reason(errno));
+    if (errno != EINPROGRESS) return fail<bool>(errno_reason(errno));
     const Wait w = wait_for(sock.get(), POLLOUT, limits, &err);
-    if (w != Wait::Ready) return from_wait<Bytes>(w, err);
+    if (w != Wait::Ready) return from_wait<bool>(w, err);
     int so_error = 0;
     socklen_t len = sizeof so_error;
     if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) < 0) {
-      return fail<Bytes>(errno_reason(errno));
+      return fail<bool>(errno_reason(errno));
     }
-    if (so_error != 0) return fail<Bytes>(errno_reason(so_error));
+    if (so_error != 0) return fail<bool>(errno_reason(so_error));
   }
 
   // Once connected, a reset or a broken pipe is the peer hanging up: "closed", as inet reports
@@ -239,43 +241,67 @@ Outcome<std::vector<uint8_t>> exchange(const Endpoint& ep, const std::vector<uin
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return fail<Bytes>(hung_up(errno) ? "closed" : errno_reason(errno));
+      return fail<bool>(hung_up(errno) ? "closed" : errno_reason(errno));
     }
     const Wait w = wait_for(sock.get(), POLLOUT, limits, &err);
-    if (w != Wait::Ready) return from_wait<Bytes>(w, err);
+    if (w != Wait::Ready) return from_wait<bool>(w, err);
   }
 
-  Bytes reply;
   uint8_t chunk[4096];
   for (;;) {
     const ssize_t n = ::recv(sock.get(), chunk, sizeof chunk, 0);
     if (n > 0) {
-      reply.insert(reply.end(), chunk, chunk + n);
-      if (reply.size() > kMaxReplyBytes) return fail<Bytes>("bad_reply");
-      const ParseStatus s = parse(reply.data(), reply.size(), false);
-      if (s == ParseStatus::Bad) return fail<Bytes>("bad_reply");
+      const ParseStatus s = reader.feed(chunk, static_cast<size_t>(n));
+      if (s == ParseStatus::Bad) return fail<bool>("bad_reply");
       if (s == ParseStatus::Complete) break;
+      if (cancelled(limits)) return from_wait<bool>(Wait::Cancelled, 0);
+      if (Clock::now() >= limits.deadline) return fail<bool>("timeout");
       continue;
     }
     if (n == 0) {
-      const ParseStatus s = parse(reply.data(), reply.size(), true);
-      if (s == ParseStatus::Bad) return fail<Bytes>("bad_reply");
-      if (s == ParseStatus::Incomplete) return fail<Bytes>("closed");
+      const ParseStatus s = reader.eof();
+      if (s == ParseStatus::Bad) return fail<bool>("bad_reply");
+      if (s == ParseStatus::Incomplete) return fail<bool>("closed");
       break;
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return fail<Bytes>(hung_up(errno) ? "closed" : errno_reason(errno));
+      return fail<bool>(hung_up(errno) ? "closed" : errno_reason(errno));
     }
     const Wait w = wait_for(sock.get(), POLLIN, limits, &err);
-    if (w != Wait::Ready) return from_wait<Bytes>(w, err);
+    if (w != Wait::Ready) return from_wait<bool>(w, err);
   }
-  Outcome<Bytes> o;
+  Outcome<bool> o;
   o.status = Status::Ok;
   o.reason = "";
-  o.value = std::move(reply);
+  o.value = true;
   return o;
 }
+
+// NAMES: the incremental parser.
+struct NamesReader {
+  NamesParser parser;
+  ParseStatus feed(const uint8_t* d, size_t n) { return parser.feed(d, n); }
+  ParseStatus eof() { return parser.finish(); }
+};
+
+// PORT2 and KILL replies are short and complete without EOF: keep the bytes (bounded) and
+// parse them whole; `Parse` is parse_port2_resp or parse_kill_resp.
+template <typename Result, Result (*Parse)(const uint8_t*, size_t)>
+struct BufferReader {
+  std::vector<uint8_t> bytes;
+  Result result;
+  ParseStatus feed(const uint8_t* d, size_t n) {
+    if (n > kMaxReplyBytes - bytes.size()) return ParseStatus::Bad;
+    bytes.insert(bytes.end(), d, d + n);
+    result = Parse(bytes.data(), bytes.size());
+    return result.status;
+  }
+  ParseStatus eof() {
+    result = Parse(bytes.data(), bytes.size());
+    return result.status;
+  }
+};
 
 template <typename T, typename U>
 Outcome<T> rewrap(const Outcome<U>& from) {
@@ -285,32 +311,29 @@ Outcome<T> rewrap(const Outcome<U>& from) {
   return o;
 }
 
-ParseStatus names_status(const uint8_t* d, size_t n, bool eof) {
-  return parse_names(d, n, eof).status;
-}
-ParseStatus port2_status(const uint8_t* d, size_t n, bool) { return parse_port2_resp(d, n).status; }
-ParseStatus kill_status(const uint8_t* d, size_t n, bool) { return parse_kill_resp(d, n).status; }
-
 }  // namespace
 
 Outcome<NamesReply> names(const Endpoint& ep, const IoLimits& limits) {
-  const auto raw = exchange(ep, encode_names_req(), limits, names_status);
+  NamesReader reader;
+  const auto raw = exchange(ep, encode_names_req(), limits, reader);
   auto o = rewrap<NamesReply>(raw);
-  if (raw.ok()) o.value = parse_names(raw.value.data(), raw.value.size(), true).reply;
+  if (raw.ok()) o.value = std::move(reader.parser.reply());
   return o;
 }
 
 Outcome<Port2Reply> port_please(const Endpoint& ep, std::string_view name, const IoLimits& limits) {
-  const auto raw = exchange(ep, encode_port_please2_req(name), limits, port2_status);
+  BufferReader<Port2Result, parse_port2_resp> reader;
+  const auto raw = exchange(ep, encode_port_please2_req(name), limits, reader);
   auto o = rewrap<Port2Reply>(raw);
-  if (raw.ok()) o.value = parse_port2_resp(raw.value.data(), raw.value.size()).reply;
+  if (raw.ok()) o.value = std::move(reader.result.reply);
   return o;
 }
 
 Outcome<bool> kill(const Endpoint& ep, const IoLimits& limits) {
-  const auto raw = exchange(ep, encode_kill_req(), limits, kill_status);
+  BufferReader<KillResult, parse_kill_resp> reader;
+  const auto raw = exchange(ep, encode_kill_req(), limits, reader);
   auto o = rewrap<bool>(raw);
-  if (raw.ok()) o.value = parse_kill_resp(raw.value.data(), raw.value.size()).killed;
+  if (raw.ok()) o.value = reader.result.killed;
   return o;
 }
 

@@ -83,32 +83,60 @@ std::vector<uint8_t> encode_port_please2_req(std::string_view name) {
   return frame(kPortPlease2Req, name);
 }
 
-NamesResult parse_names(const uint8_t* data, size_t len, bool at_eof) {
-  NamesResult r;
-  if (data == nullptr && len != 0) return {ParseStatus::Bad, {}};
-  if (len > kMaxReplyBytes) return {ParseStatus::Bad, {}};
-  if (len < 4) return {ParseStatus::Incomplete, {}};
-  NamesReply reply;
-  reply.epmd_port = (static_cast<uint32_t>(data[0]) << 24) |
-                    (static_cast<uint32_t>(data[1]) << 16) | (static_cast<uint32_t>(data[2]) << 8) |
-                    static_cast<uint32_t>(data[3]);
-  size_t pos = 4;
-  while (pos < len) {
-    size_t end = pos;
-    while (end < len && data[end] != '\n' && end - pos <= kMaxNamesLineBytes) ++end;
-    if (end - pos > kMaxNamesLineBytes) return {ParseStatus::Bad, {}};
-    NodeEntry entry;
-    const bool partial = (end == len);
-    const ParseStatus s = parse_line(data + pos, end - pos, partial, &entry);
-    if (s == ParseStatus::Bad) return {ParseStatus::Bad, {}};
-    if (s == ParseStatus::Incomplete) return {ParseStatus::Incomplete, {}};  // truncated line
-    reply.names.push_back(std::move(entry));
-    pos = end + 1;
+ParseStatus NamesParser::feed(const uint8_t* data, size_t len) {
+  if (status_ == ParseStatus::Bad) return status_;
+  if (data == nullptr && len != 0) return status_ = ParseStatus::Bad;
+  if (len > kMaxReplyBytes - total_) return status_ = ParseStatus::Bad;
+  total_ += len;
+  size_t i = 0;
+  if (!have_port_) {
+    while (i < len && pending_.size() < 4) pending_.push_back(data[i++]);
+    if (pending_.size() < 4) return status_;
+    reply_.epmd_port =
+        (static_cast<uint32_t>(pending_[0]) << 24) | (static_cast<uint32_t>(pending_[1]) << 16) |
+        (static_cast<uint32_t>(pending_[2]) << 8) | static_cast<uint32_t>(pending_[3]);
+    have_port_ = true;
+    pending_.clear();
   }
+  while (i < len) {
+    size_t end = i;
+    while (end < len && data[end] != '\n') ++end;
+    pending_.insert(pending_.end(), data + i, data + end);
+    if (pending_.size() > kMaxNamesLineBytes) return status_ = ParseStatus::Bad;
+    if (end == len) break;  // a partial line: checked below
+    NodeEntry entry;
+    if (parse_line(pending_.data(), pending_.size(), false, &entry) != ParseStatus::Complete) {
+      return status_ = ParseStatus::Bad;
+    }
+    reply_.names.push_back(std::move(entry));
+    pending_.clear();
+    i = end + 1;
+  }
+  // A partial line that can no longer become a line is Bad now, not at EOF.
+  if (!pending_.empty()) {
+    NodeEntry unused;
+    if (parse_line(pending_.data(), pending_.size(), true, &unused) == ParseStatus::Bad) {
+      return status_ = ParseStatus::Bad;
+    }
+  }
+  return status_;
+}
+
+ParseStatus NamesParser::finish() {
+  if (status_ == ParseStatus::Bad) return status_;
+  // A cut-short header or last line: the peer closed mid-reply.
+  if (!have_port_ || !pending_.empty()) return ParseStatus::Incomplete;
+  return status_ = ParseStatus::Complete;
+}
+
+NamesResult parse_names(const uint8_t* data, size_t len, bool at_eof) {
+  NamesParser parser;
+  ParseStatus s = parser.feed(data, len);
+  if (s == ParseStatus::Bad) return {ParseStatus::Bad, {}};
   if (!at_eof) return {ParseStatus::Incomplete, {}};
-  r.status = ParseStatus::Complete;
-  r.reply = std::move(reply);
-  return r;
+  s = parser.finish();
+  if (s != ParseStatus::Complete) return {s, {}};
+  return {ParseStatus::Complete, std::move(parser.reply())};
 }
 
 Port2Result parse_port2_resp(const uint8_t* data, size_t len) {

@@ -66,6 +66,28 @@ struct NamesResult {
 // 1..5 decimal digits without leading zeros (except "0"), at most 65535.
 NamesResult parse_names(const uint8_t* data, size_t len, bool at_eof);
 
+// The same parse, fed in pieces as they arrive: each byte is looked at a bounded number of
+// times (complete lines are parsed once and dropped; only the current partial line is kept), so
+// a reply of n bytes costs O(n) whatever its chunking. parse_names is this parser fed at once.
+class NamesParser {
+ public:
+  // Adds the next `len` bytes. Bad as soon as the bytes so far can never be a NAMES reply (or
+  // pass kMaxReplyBytes); Bad stays Bad. Otherwise Incomplete: a NAMES reply needs EOF.
+  ParseStatus feed(const uint8_t* data, size_t len);
+  // The peer closed: Complete (reply() holds the reply), Incomplete (the header or the last
+  // line was cut short) or Bad.
+  ParseStatus finish();
+  // The names so far; the whole reply once finish() said Complete.
+  NamesReply& reply() noexcept { return reply_; }
+
+ private:
+  ParseStatus status_ = ParseStatus::Incomplete;
+  size_t total_ = 0;
+  bool have_port_ = false;
+  std::vector<uint8_t> pending_;  // the header so far, then the current line without its '\n'
+  NamesReply reply_;
+};
+
 struct Port2Reply {
   bool registered = false;  // false: EPMD's result byte was non-zero (no such name)
   uint8_t result = 0;       // EPMD's result byte

@@ -58,12 +58,20 @@ class SecretBuffer {
   std::size_t length_ = 0;
 };
 
+// Values longer than this are refused (std::invalid_argument naming the variable): no real
+// secret is that long, and the buffer is locked memory.
+constexpr std::size_t kMaxSecretBytes = 16u << 20;
+
 // The value of environment variable `name`; an unset variable reads as empty.
+//
+// enif_getenv reports "too small" with rc 1, but what it leaves in *size differs between OTP
+// versions (the size needed, or the buffer's size minus one on OTP 25), so the only rule used
+// here is: grow (at least double) until the value fits or passes kMaxSecretBytes. A value that
+// keeps growing under us ends at the same bound.
 SecretBuffer read_env(const std::string& name) {
   SecretBuffer buffer;
   std::size_t want = 256;
-  // Another thread may grow the value between two calls; a few retries are plenty.
-  for (int attempt = 0; attempt < 8; ++attempt) {
+  for (;;) {
     buffer.allocate(want);
     std::size_t size = buffer.capacity();
     const int rc = enif_getenv(name.c_str(), buffer.data(), &size);
@@ -72,10 +80,13 @@ SecretBuffer read_env(const std::string& name) {
       return buffer;
     }
     if (rc < 0) return SecretBuffer();  // not set
-    // Too small: size now holds the size needed, terminating NUL included.
-    want = size > want ? size : want * 2;
+    if (want >= kMaxSecretBytes) {
+      throw std::invalid_argument("environment variable " + name +
+                                  " holds a value longer than 16 MiB");
+    }
+    // size + 1: room for the terminating NUL when size is the length needed.
+    want = size + 1 > want * 2 ? size + 1 : want * 2;
   }
-  throw std::runtime_error("environment variable " + name + " changed size while being read");
 }
 
 // The per-library fallback secret. load/unload may nest across a code upgrade when

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <stdexcept>
@@ -150,6 +151,79 @@ TEST_CASE("a NAMES reply larger than the cap is bad", "[epmd_proto]") {
   std::string wire = port_prefix(4369);
   while (wire.size() <= kMaxReplyBytes) wire += "name node at port 1234\n";
   REQUIRE(names_of(wire, true).status == ParseStatus::Bad);
+}
+
+TEST_CASE("NamesParser fed in any chunking agrees with a whole parse", "[epmd_proto]") {
+  std::string reply = port_prefix(4369);
+  for (int i = 0; i < 50; ++i) {
+    reply += "name node" + std::to_string(i) + " at port " + std::to_string(9000 + i) + "\n";
+  }
+  const auto b = bytes(reply);
+  for (size_t chunk : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{64}, b.size()}) {
+    NamesParser p;
+    for (size_t at = 0; at < b.size(); at += chunk) {
+      const size_t n = std::min(chunk, b.size() - at);
+      REQUIRE(p.feed(b.data() + at, n) == ParseStatus::Incomplete);
+    }
+    REQUIRE(p.finish() == ParseStatus::Complete);
+    REQUIRE(p.reply().epmd_port == 4369);
+    REQUIRE(p.reply().names.size() == 50);
+    REQUIRE(p.reply().names[49] == NodeEntry{"node49", 9049});
+  }
+}
+
+TEST_CASE("NamesParser says Bad at the first bad byte and stays Bad", "[epmd_proto]") {
+  const auto good = bytes(port_prefix(4369) + "name a at port 1\n");
+  NamesParser p;
+  REQUIRE(p.feed(good.data(), good.size()) == ParseStatus::Incomplete);
+  const auto bad = bytes("nAme");
+  REQUIRE(p.feed(bad.data(), bad.size()) == ParseStatus::Bad);
+  REQUIRE(p.feed(good.data() + 4, good.size() - 4) == ParseStatus::Bad);
+  REQUIRE(p.finish() == ParseStatus::Bad);
+}
+
+TEST_CASE("NamesParser: a cut-short header or last line at EOF is incomplete", "[epmd_proto]") {
+  const auto head = bytes(port_prefix(4369).substr(0, 3));
+  NamesParser short_head;
+  REQUIRE(short_head.feed(head.data(), head.size()) == ParseStatus::Incomplete);
+  REQUIRE(short_head.finish() == ParseStatus::Incomplete);
+
+  const auto cut = bytes(port_prefix(4369) + "name a at po");
+  NamesParser cut_line;
+  REQUIRE(cut_line.feed(cut.data(), cut.size()) == ParseStatus::Incomplete);
+  REQUIRE(cut_line.finish() == ParseStatus::Incomplete);
+}
+
+TEST_CASE("NamesParser: an endless line is Bad once it passes the line bound", "[epmd_proto]") {
+  NamesParser p;
+  const auto head = bytes(port_prefix(4369) + "name ");
+  REQUIRE(p.feed(head.data(), head.size()) == ParseStatus::Incomplete);
+  const std::vector<uint8_t> a(100, 'a');
+  ParseStatus s = ParseStatus::Incomplete;
+  size_t fed = 0;
+  while (s == ParseStatus::Incomplete && fed < 4 * kMaxNamesLineBytes) {
+    s = p.feed(a.data(), a.size());
+    fed += a.size();
+  }
+  REQUIRE(s == ParseStatus::Bad);
+  REQUIRE(fed <= kMaxNamesLineBytes + a.size());
+}
+
+TEST_CASE("NamesParser: more than kMaxReplyBytes in total is Bad", "[epmd_proto]") {
+  NamesParser p;
+  std::string reply = port_prefix(4369);
+  const std::string line = "name n at port 1\n";
+  const auto head = bytes(reply);
+  REQUIRE(p.feed(head.data(), head.size()) == ParseStatus::Incomplete);
+  const auto l = bytes(line);
+  size_t total = head.size();
+  ParseStatus s = ParseStatus::Incomplete;
+  while (s == ParseStatus::Incomplete) {
+    s = p.feed(l.data(), l.size());
+    total += l.size();
+  }
+  REQUIRE(s == ParseStatus::Bad);
+  REQUIRE(total > kMaxReplyBytes);
 }
 
 TEST_CASE("null or empty input never reads out of bounds", "[epmd_proto]") {

@@ -41,6 +41,7 @@ defmodule Dala.Dist do
   @type status ::
           :idle
           | {:waiting, :delay | :epmd}
+          | :stopping
           | {:started, node()}
           | {:skipped, :release | :no_epmd | :not_distributed}
           | {:failed, failure()}
@@ -53,7 +54,8 @@ defmodule Dala.Dist do
           | {:net_kernel, term()}
           | {:invalid_node, String.t()}
           | {:epmd_start, term()}
-          | {:crashed, term()}
+          | {:bad_epmd_port, String.t()}
+          | {:crashed, atom()}
 
   @typedoc "Options of `ensure_started/1`."
   @type option ::
@@ -106,7 +108,12 @@ defmodule Dala.Dist do
     * `:platform` - `:android`, `:ios` or `:host` (default `platform/0`); lets tests, emulators
       and desktop builds pick a flow.
 
-  With `DALA_RELEASE=1` in the environment nothing starts (`{:skipped, :release}`).
+  With `DALA_RELEASE` set to a true value (`1`, `true`, `yes` or `on`, in any case, surrounding
+  whitespace ignored) nothing starts (`{:skipped, :release}`); any other value (`0`, `false`,
+  empty) is ignored.
+
+  While a `stop/0` is in progress (`:stopping`), the start is remembered and begins once the
+  stop is done; a `stop/0` after it cancels it again.
 
   ## Examples
 
@@ -121,39 +128,37 @@ defmodule Dala.Dist do
   def ensure_started(opts \\ []) do
     plan = Options.validate!(opts)
 
-    cond do
-      System.get_env("DALA_RELEASE") == "1" ->
-        settle({:skipped, :release})
+    # Validation (which raises) happens here, in the caller; what to do is decided by the
+    # lifecycle server in its own loop, where no stop/0 can come in between.
+    request =
+      cond do
+        Options.release?() ->
+          :release
 
-      plan.platform == :ios ->
-        settle(if Node.alive?(), do: {:started, node()}, else: {:skipped, :not_distributed})
+        plan.platform == :ios ->
+          :ios
 
-      true ->
-        Options.require_identity!(plan)
-        validate_node!(plan.node)
+        true ->
+          Options.require_identity!(plan)
+          validate_node!(plan.node)
+          start_request(plan)
+      end
 
-        if Node.alive?() do
-          settle({:started, node()})
-        else
-          start(plan)
-        end
-    end
+    call_server({:ensure, request}, 5_000)
   end
 
-  defp start(plan) do
+  defp start_request(plan) do
     case resolve_node(plan.node) do
       {:ok, node} ->
-        plan =
-          Map.merge(plan, %{
-            node: node,
-            base_node: plan.node,
-            dist_port: Identity.resolve_dist_port(plan.dist_port)
-          })
-
-        GenServer.call(Server, {:start, plan}, :infinity)
+        {:start,
+         Map.merge(plan, %{
+           node: node,
+           base_node: plan.node,
+           dist_port: Identity.resolve_dist_port(plan.dist_port)
+         })}
 
       {:error, message} ->
-        settle({:failed, {:invalid_node, message}})
+        {:invalid_node, message}
     end
   end
 
@@ -172,21 +177,69 @@ defmodule Dala.Dist do
     e in ArgumentError -> {:error, "DALA_NODE_SUFFIX: " <> e.message}
   end
 
-  # :infinity: a stop/0 in progress may hold the server for a few seconds; then this waits.
-  defp settle(status), do: GenServer.call(Server, {:settle, status}, :infinity)
+  # The server answers every call at once; only while it restarts after a crash is there no
+  # one to answer, and then the call is made again once it is back (within `timeout`).
+  defp call_server(request, timeout) do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    call_until(request, deadline)
+  end
+
+  defp call_until(request, deadline) do
+    left = max(deadline - System.monotonic_time(:millisecond), 0)
+
+    try do
+      GenServer.call(Server, request, left)
+    catch
+      :exit, {:timeout, _} = reason ->
+        exit(reason)
+
+      :exit, reason ->
+        # The server went down (or is not up yet): its supervisor restarts it.
+        if left > 0 do
+          wait_for_server(deadline)
+          call_until(request, deadline)
+        else
+          exit(reason)
+        end
+    end
+  end
+
+  defp wait_for_server(deadline) do
+    cond do
+      Process.whereis(Server) != nil -> :ok
+      System.monotonic_time(:millisecond) >= deadline -> :ok
+      true -> wait_for_server_again(deadline)
+    end
+  end
+
+  defp wait_for_server_again(deadline) do
+    Process.sleep(2)
+    wait_for_server(deadline)
+  end
 
   @doc """
   Where distribution is.
 
     * `:idle` - nothing asked to start, or stopped.
     * `{:waiting, :delay}` / `{:waiting, :epmd}` - an attempt is under way.
+    * `:stopping` - `stop/0` is ending distribution (it may wait for a start that
+      `:net_kernel` has not finished yet).
     * `{:started, node}` - distribution runs as `node`.
-    * `{:skipped, reason}` - `:release` (`DALA_RELEASE=1`), `:no_epmd` (no EPMD within
+    * `{:skipped, reason}` - `:release` (`DALA_RELEASE` true), `:no_epmd` (no EPMD within
       `:epmd_timeout`), `:not_distributed` (iOS without `-name`).
     * `{:failed, reason}` - `{:name_in_use, node}`, `{:port_in_use, port}`,
       `{:port_unavailable, port, posix}` (the listen interface cannot be bound, e.g.
-      `:eaddrnotavail`), `{:net_kernel, otp_reason}`, `{:invalid_node, message}`,
-      `{:epmd_start, reason}`.
+      `:eaddrnotavail`), `{:net_kernel, otp_reason}` (`{:net_kernel, :stopped_during_start}`
+      when `:net_kernel` went down before the cookie was set), `{:invalid_node, message}`,
+      `{:epmd_start, reason}`, `{:bad_epmd_port, value}` (`ERL_EPMD_PORT`, as `-epmd_port`,
+      is not an integer in 1..65535: OTP could not reach EPMD either), `{:crashed, kind}` (a
+      bug: please report it; only the exception's module or the exit's kind, never its data).
+
+  The status follows reality: it answers at once from a table (also while the lifecycle
+  server restarts), `{:started, node}` means `Node.alive?()` is true right now, and when
+  distribution runs (started by the launcher, by another library or after a crash) the status
+  says `{:started, node()}` whatever was recorded. If `:net_kernel` is stopped behind this
+  library's back, the status becomes `:idle`.
 
   ## Examples
 
@@ -199,7 +252,8 @@ defmodule Dala.Dist do
   def status, do: Server.status()
 
   @doc """
-  Waits until the current attempt ends, for at most `timeout` ms (default 15_000).
+  Waits until the current attempt (or stop) ends, for at most `timeout` ms (default 15_000);
+  it returns within `timeout` whatever the lifecycle server is doing.
 
   Returns `{:ok, node}` when distribution started, `{:error, reason}` when it was skipped or
   failed (the reasons of `status/0`), `{:error, :timeout}` when the timeout passes first,
@@ -218,7 +272,8 @@ defmodule Dala.Dist do
 
   def await(timeout) when is_integer(timeout) and timeout >= 0 do
     # Erlang timers reach about 2^45 ms; anything beyond ~49 days is "forever" for an app start.
-    GenServer.call(Server, {:await, min(timeout, 0xFFFFFFFF)}, :infinity)
+    timeout = min(timeout, 0xFFFFFFFF)
+    await_until(System.monotonic_time(:millisecond) + timeout)
   end
 
   def await(timeout) do
@@ -226,14 +281,56 @@ defmodule Dala.Dist do
           "timeout must be a non-negative integer (milliseconds), got: #{inspect(timeout, limit: 5)}"
   end
 
+  # A final status is answered from the table, in the caller; only a start or a stop in
+  # progress is waited for, by the server, which answers at the deadline at the latest.
+  defp await_until(deadline) do
+    case Server.status() do
+      {:started, node} -> {:ok, node}
+      {reason, detail} when reason in [:skipped, :failed] -> {:error, detail}
+      :idle -> {:error, :idle}
+      _in_progress -> await_server(deadline)
+    end
+  end
+
+  defp await_server(deadline) do
+    left = deadline - System.monotonic_time(:millisecond)
+
+    if left <= 0 do
+      {:error, :timeout}
+    else
+      try do
+        # The server's own timer answers at `left`; the call's timeout is only a backstop.
+        backstop = if left + 1_000 > 0xFFFFFFFF, do: :infinity, else: left + 1_000
+        GenServer.call(Server, {:await, left}, backstop)
+      catch
+        :exit, {:timeout, _} ->
+          {:error, :timeout}
+
+        :exit, _server_went_down ->
+          wait_for_server(deadline)
+          await_until(deadline)
+      end
+    end
+  end
+
   @doc """
   Stops distribution; the app runs on.
 
   Cancels a pending start (a waiting EPMD gate wakes within milliseconds), disconnects every
-  connected node, stops `:net_kernel`, and ends the local EPMD only if this node started it and
-  no other node is registered with it. An EPMD it did not start (the laptop's, through the
-  tunnel, or a shared one) is never ended. Always returns `:ok`; `ensure_started/1` works again
-  afterwards.
+  connected node, stops `:net_kernel`, waits until EPMD has dropped the node's name, and ends
+  the local EPMD only if this node started it and no other node is registered with it. An EPMD
+  it did not start (the laptop's, through the tunnel, or a shared one) is never ended.
+  Distribution that another library started at run time is stopped too.
+
+  Returns `:ok` once distribution is stopped. When the launcher started distribution (iOS, or
+  any VM started with `-name`/`-sname`), OTP does not allow stopping it: `stop/0` then returns
+  `{:error, :not_allowed}`, nothing is disconnected, and the status stays `{:started, node}`.
+
+  Only the caller waits: while the stop works (`:stopping`, e.g. while `:net_kernel` finishes a
+  start it interrupted), `status/0`, `await/1` and `ensure_started/1` answer at once.
+  `ensure_started/1` works again afterwards. When the `:dala` application stops in an orderly
+  way (`System.stop/0`, a release shutting down), an EPMD this node started is ended the same
+  way.
 
   ## Examples
 
@@ -243,8 +340,8 @@ defmodule Dala.Dist do
       # ... receive BEAMs ...
       :ok = Dala.Dist.stop()
   """
-  @spec stop() :: :ok
-  def stop, do: GenServer.call(Server, :stop, 30_000)
+  @spec stop() :: :ok | {:error, :not_allowed}
+  def stop, do: call_server(:stop, 60_000)
 
   @doc """
   Derives this app's distribution cookie from the secret in the environment variable `env_var`.

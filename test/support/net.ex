@@ -268,6 +268,46 @@ defmodule Dala.Test.Net do
     end
   end
 
+  @doc """
+  A peer that keeps sending: accepts, reads the request, sends a NAMES header and `burst` bytes
+  of valid NAMES lines at once, then goes on with the same lines one byte per send (as fast as
+  the socket takes them), until the client closes. A reply without end that always has a byte
+  waiting, so only the client's own deadline, cancel or size bound can end it. Sends
+  `{:trickling, pid}` to `notify` (if given) when a connection's burst has gone out.
+  """
+  @spec streaming_listener(:inet.port_number(), non_neg_integer(), pid() | nil) :: pid()
+  def streaming_listener(port, burst \\ 230_000, notify \\ nil) do
+    line = "name streaming at port 4242\n"
+    lines = String.duplicate(line, div(burst, byte_size(line)))
+
+    listener(port, fn socket ->
+      pid =
+        spawn_link(fn ->
+          receive do
+            :go ->
+              :ok = :inet.setopts(socket, nodelay: true)
+              _ = :gen_tcp.recv(socket, 0, 1_000)
+              _ = :gen_tcp.send(socket, [<<port::32>>, lines])
+              if notify, do: send(notify, {:trickling, self()})
+              trickle(socket, line, 0)
+          end
+        end)
+
+      :ok = :gen_tcp.controlling_process(socket, pid)
+      send(pid, :go)
+    end)
+  end
+
+  defp trickle(socket, line, i) do
+    case :gen_tcp.send(socket, binary_part(line, rem(i, byte_size(line)), 1)) do
+      :ok ->
+        trickle(socket, line, i + 1)
+
+      {:error, _} ->
+        :gen_tcp.close(socket)
+    end
+  end
+
   @doc "Stops a listener: closes its listen socket and every socket it accepted; waits until it is gone."
   @spec stop_listener(pid()) :: :ok
   def stop_listener(pid) do

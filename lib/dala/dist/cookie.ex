@@ -77,25 +77,14 @@ defmodule Dala.Dist.Cookie do
   defp check_binary!(_value, name), do: raise(ArgumentError, "#{name} must be a binary")
 
   defp warn_once(env_var) do
-    key = {__MODULE__, :warned, env_var}
-
-    unless :persistent_term.get(key, false) do
-      # The lock makes "once" exact when several processes take this path at the same time.
-      :global.trans({key, self()}, fn -> warn_once_locked(key, env_var) end, [node()])
-    end
-
-    :ok
-  end
-
-  defp warn_once_locked(key, env_var) do
-    unless :persistent_term.get(key, false) do
-      :persistent_term.put(key, true)
-
+    if Dala.Dist.Table.first_time?({:cookie_warned, env_var}) do
       Logger.warning(
         "environment variable #{env_var} is not set: using a random distribution cookie " <>
           "that lives only as long as this VM, so no other node can connect. " <>
           "Set #{env_var} to a secret of at least 16 bytes to allow remote connections."
       )
     end
+
+    :ok
   end
 end

@@ -65,28 +65,47 @@ defmodule Dala.Dist.Epmd do
   `-epmd_port` argument (which is what `ERL_EPMD_PORT` becomes when `erl` starts), else 4369.
   So the gate and `:net_kernel` always talk to the same daemon.
 
-  Raises `ArgumentError` when `-epmd_port` is present without a value or with a non-integer
-  (where `erl_epmd` itself would crash).
+  Raises `ArgumentError` when `-epmd_port` is present without a value or with anything but an
+  integer in 1..65535 (where `erl_epmd` itself would crash or fail).
 
       iex> is_integer(Dala.Dist.Epmd.port())
       true
   """
   @spec port() :: :inet.port_number()
   def port do
+    case configured_port() do
+      {:ok, port} -> port
+      {:error, {:bad_epmd_port, value}} -> raise ArgumentError, port_message(value)
+    end
+  end
+
+  @doc false
+  # port/0 without raising: `{:error, {:bad_epmd_port, value}}` when `-epmd_port` (what
+  # ERL_EPMD_PORT becomes) is present but not an integer in 1..65535; `value` is its text
+  # ("" when it has none). Dala.Dist turns that into a status instead of a crash.
+  @spec configured_port() :: {:ok, :inet.port_number()} | {:error, {:bad_epmd_port, String.t()}}
+  def configured_port do
     case :init.get_argument(:epmd_port) do
       {:ok, [[value | _] | _]} ->
-        case Integer.parse(List.to_string(value)) do
-          {port, ""} -> port
-          _ -> raise ArgumentError, "-epmd_port must be an integer, got #{inspect(value)}"
+        text = List.to_string(value)
+
+        case Integer.parse(text) do
+          {port, ""} when port in 1..65_535 -> {:ok, port}
+          _ -> {:error, {:bad_epmd_port, text}}
         end
 
       {:ok, _} ->
-        raise ArgumentError, "-epmd_port must have a value"
+        {:error, {:bad_epmd_port, ""}}
 
       :error ->
-        4369
+        {:ok, 4369}
     end
   end
+
+  defp port_message(""), do: "-epmd_port (ERL_EPMD_PORT) must have a value"
+
+  defp port_message(value),
+    do: "-epmd_port (ERL_EPMD_PORT) must be an integer in 1..65535, got #{inspect(value)}"
 
   @doc """
   Asks EPMD for the names it holds (NAMES_REQ).

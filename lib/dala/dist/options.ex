@@ -77,7 +77,25 @@ defmodule Dala.Dist.Options do
             "option :cookie must be a non-empty atom (see cookie_from_env/2), got: #{type_name(cookie)}"
     end
 
+    # The handshake digests the cookie with erlang:md5/1, which takes bytes: an atom with a
+    # character above U+00FF would crash every handshake (and print the cookie's characters).
+    unless cookie |> Atom.to_charlist() |> Enum.all?(&(&1 <= 255)) do
+      raise ArgumentError,
+            "option :cookie must be an atom of characters U+0000..U+00FF " <>
+              "(the distribution handshake cannot use others); see cookie_from_env/2"
+    end
+
     :ok
+  end
+
+  @doc false
+  # DALA_RELEASE: set to a true value ("1", "true", "yes", "on"; any case, surrounding
+  # whitespace ignored) it marks a release build, which starts no distribution.
+  def release? do
+    case System.get_env("DALA_RELEASE") do
+      nil -> false
+      value -> String.downcase(String.trim(value)) in ~w(1 true yes on)
+    end
   end
 
   @doc false

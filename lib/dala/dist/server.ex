@@ -1,97 +1,189 @@
 defmodule Dala.Dist.Server do
   @moduledoc false
-  # The lifecycle of one distribution attempt, as a state machine under Dala.Supervisor.
+  # The lifecycle of distribution, as a state machine under Dala.Supervisor.
   #
-  # The server only keeps state and answers quickly. The slow steps (the delay, the EPMD gate,
-  # the pre-checks, :net_kernel's start) run in one Task under Dala.Dist.TaskSupervisor, which
-  # reports its phases back. The server owns the gate handle, so stop/0 can cancel a waiting gate
-  # from here (the native wait wakes within milliseconds), and a crash of the server cancels it too.
+  # Every callback answers at once. The slow work (an attempt, a stop) runs in one process at a
+  # time, linked to the server (Dala.Dist.Attempt), so it dies with the server; callers who wait
+  # for it (await/1, stop/0) are answered later with GenServer.reply/2. Only the server decides
+  # the status, from what it sees in its own loop (Node.alive?/0, a monitor on :net_kernel), so
+  # no caller can settle a status that a stop/0 made stale. The status and the EPMD this VM
+  # started are published in Dala.Dist.Table, which outlives the server: status/0 answers while
+  # the server restarts, and a new server still ends the EPMD an earlier one started.
   use GenServer
   require Logger
 
-  alias Dala.Dist.{Epmd, Identity}
+  alias Dala.Dist.{Attempt, Epmd, Table}
 
   @ip "127.0.0.1"
 
+  @doc false
   def start_link(_arg), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
   @doc false
-  # The status is also kept in a protected ETS table, so status/0 answers at once even while
-  # the server is busy (stop/0 may wait seconds for :net_kernel to finish a start it interrupted).
-  def status, do: :ets.lookup_element(__MODULE__, :status, 2)
+  def child_spec(arg) do
+    # terminate/2 may stop distribution and an EPMD on an orderly shutdown.
+    %{id: __MODULE__, start: {__MODULE__, :start_link, [arg]}, shutdown: 15_000}
+  end
+
+  @doc false
+  # The status, corrected by what is true right now: distribution that runs is {:started, node}
+  # whatever was recorded, and a recorded {:started, _} without distribution is :idle.
+  def status do
+    case Table.get(:status, :idle) do
+      {:waiting, _} = waiting -> waiting
+      :stopping -> :stopping
+      recorded -> reconcile(recorded)
+    end
+  end
+
+  defp reconcile(recorded) do
+    cond do
+      Node.alive?() -> {:started, node()}
+      match?({:started, _}, recorded) -> :idle
+      true -> recorded
+    end
+  end
 
   @impl true
   def init(nil) do
-    :ets.new(__MODULE__, [:named_table, :protected, read_concurrency: true])
-    {:ok, put_status(%{attempt: nil, epmd_started: nil, waiters: []}, :idle)}
+    Process.flag(:trap_exit, true)
+    # After a crash of an earlier server: its work died with it; the status is what is true now.
+    previous = Table.get(:status, :idle)
+
+    status =
+      case previous do
+        {kind, _} when kind in [:skipped, :failed] -> reconcile(previous)
+        _ -> reconcile(:idle)
+      end
+
+    state = %{
+      status: nil,
+      work: nil,
+      waiters: [],
+      stoppers: [],
+      pending: nil,
+      stop_result: :ok,
+      nk: nil,
+      # The name distribution last ran under in this VM: EPMD may still hold it for a moment.
+      last_node: if(Node.alive?(), do: node()),
+      epmd: Table.get(:epmd, nil)
+    }
+
+    {:ok, put_status(state, status)}
   end
 
-  defp put_status(state, status) do
-    :ets.insert(__MODULE__, {:status, status})
-    Map.put(state, :status, status)
-  end
-
-  # While an attempt waits or distribution runs, ensure_started/1 changes nothing. A status
-  # {:started, _} whose :net_kernel was stopped behind our back does not count.
-  defguardp busy?(status)
-            when is_tuple(status) and
-                   (elem(status, 0) == :waiting or
-                      (elem(status, 0) == :started and node() != :nonode@nohost))
+  ## Calls
 
   @impl true
-  def handle_call({request, _}, _from, %{status: status} = state)
-      when request in [:start, :settle] and busy?(status) do
+  def handle_call({:ensure, request}, _from, state) do
+    state =
+      case state.status do
+        {:waiting, _} -> state
+        :stopping -> if state.pending, do: state, else: %{state | pending: request}
+        _ -> if running?(state), do: state, else: decide(request, state)
+      end
+
     {:reply, :ok, state}
   end
 
-  def handle_call({:start, plan}, _from, state), do: {:reply, :ok, begin(plan, state)}
-  def handle_call({:settle, status}, _from, state), do: {:reply, :ok, finish(state, status)}
-
   def handle_call({:await, timeout}, from, state) do
     case state.status do
-      :idle ->
-        {:reply, {:error, :idle}, state}
-
-      {:waiting, _} ->
+      waiting when waiting == :stopping or elem(waiting, 0) == :waiting ->
         timer = Process.send_after(self(), {:await_timeout, from}, timeout)
         {:noreply, %{state | waiters: [{from, timer} | state.waiters]}}
 
-      final ->
-        {:reply, outcome(final), state}
+      _final ->
+        {:reply, outcome(status()), state}
     end
   end
 
-  def handle_call(:stop, _from, state) do
-    state = cancel_attempt(state)
-    disconnect_and_stop()
-    state = stop_own_epmd(state)
-    state = reply_waiters(state, {:error, :stopped})
-    if state.status != :idle, do: Logger.info("Dala.Dist: distribution stopped")
-    {:reply, :ok, put_status(state, :idle)}
+  def handle_call(:stop, from, %{status: :stopping} = state) do
+    # A start asked for during the stop is dropped: the last word was "stop".
+    {:noreply, %{state | stoppers: [from | state.stoppers], pending: nil}}
   end
+
+  def handle_call(:stop, from, state) do
+    was = state.status
+    state = state |> demonitor_nk() |> reply_waiters({:error, :stopped})
+    state = %{state | stoppers: [from], pending: nil}
+
+    state =
+      case state.work do
+        %{kind: :attempt, pid: pid, gate: gate} ->
+          # The gate wakes at once; the kill takes effect when a native call in progress
+          # returns (bounded by its own timeout). The stop work starts once the attempt is
+          # gone (its EXIT, below), so it sees every EPMD the attempt reported starting.
+          Epmd.cancel(gate)
+          Process.exit(pid, :kill)
+          %{state | work: %{pid: pid, kind: :dying, was: was}}
+
+        nil ->
+          start_stop_work(state, was)
+      end
+
+    {:noreply, put_status(state, :stopping)}
+  end
+
+  defp start_stop_work(state, was) do
+    %{state | work: %{pid: Attempt.stop_link(state.epmd), kind: :stop, was: was}}
+  end
+
+  ## Messages of the work process
 
   @impl true
-  def handle_info({:dala_dist_phase, pid, phase}, %{attempt: %{task: %Task{pid: pid}}} = state) do
+  def handle_info({:dala_dist_phase, pid, phase}, %{work: %{pid: pid, kind: kind}} = state) do
     case phase do
-      {:epmd_started, port} ->
-        {:noreply, %{state | epmd_started: port}}
-
-      {:waiting, _} = status ->
-        log_status(status, state.attempt.plan)
-        {:noreply, put_status(state, status)}
+      # A cancelled attempt's progress no longer counts; the EPMD it started still does.
+      {:waiting, _} when kind != :attempt -> {:noreply, state}
+      _ -> {:noreply, apply_phase(state, phase)}
     end
   end
 
-  def handle_info({ref, result}, %{attempt: %{task: %Task{ref: ref}}} = state) do
-    Process.demonitor(ref, [:flush])
-    {:noreply, %{finish(state, result) | attempt: nil}}
+  def handle_info({:dala_dist_done, pid, result}, %{work: %{pid: pid, kind: :attempt}} = state) do
+    # Done: it only exits from here, so it is no longer the server's to account for.
+    Process.unlink(pid)
+    {:noreply, %{finish_attempt(state, result) | work: nil}}
   end
 
-  def handle_info(
-        {:DOWN, ref, :process, _pid, reason},
-        %{attempt: %{task: %Task{ref: ref}}} = state
-      ) do
-    {:noreply, %{finish(state, {:failed, {:crashed, reason}}) | attempt: nil}}
+  def handle_info({:dala_dist_done, pid, result}, %{work: %{pid: pid, kind: :stop}} = state) do
+    Process.unlink(pid)
+    {:noreply, finish_stop(%{state | work: nil}, state.work.was, result)}
+  end
+
+  # The cancelled attempt is gone (every message it sent came before this): now stop.
+  def handle_info({:EXIT, pid, _reason}, %{work: %{pid: pid, kind: :dying, was: was}} = state) do
+    {:noreply, start_stop_work(state, was)}
+  end
+
+  def handle_info({:EXIT, pid, reason}, %{work: %{pid: pid, kind: kind}} = state) do
+    # The work process died without reporting (killed from outside): never carry its reason,
+    # which may hold anything.
+    case kind do
+      :attempt ->
+        state = finish_attempt(state, {:failed, {:crashed, exit_kind(reason)}})
+        {:noreply, %{state | work: nil}}
+
+      :stop ->
+        {:noreply, finish_stop(%{state | work: nil}, state.work.was, {:ok, state.epmd})}
+    end
+  end
+
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, %{nk: ref} = state) do
+    # :net_kernel stopped (or crashed) behind our back: the status follows.
+    state = %{state | nk: nil}
+
+    case state.status do
+      {:started, node} ->
+        if Node.alive?() do
+          {:noreply, settle_started(state)}
+        else
+          Logger.info("Dala.Dist: distribution as #{node} was stopped outside Dala.Dist")
+          {:noreply, put_status(state, :idle)}
+        end
+
+      _ ->
+        {:noreply, state}
+    end
   end
 
   def handle_info({:await_timeout, from}, state) do
@@ -105,153 +197,154 @@ defmodule Dala.Dist.Server do
     end
   end
 
-  # Late messages of an attempt that was cancelled.
+  # Late messages of work that was cancelled, exits of work already accounted for.
   def handle_info(_message, state), do: {:noreply, state}
 
-  ## The attempt
+  @impl true
+  def terminate(reason, state) do
+    # An orderly stop (the application stopping, System.stop/0): what this library started
+    # ends with it, an EPMD included, under the usual rule (only if no other node uses it).
+    # After a crash the table keeps the EPMD for the next server instead.
+    if orderly?(reason) do
+      kill_work(state.work)
+
+      if state.epmd != nil do
+        {_result, claim} = Attempt.stop_now(state.epmd)
+        Table.put(:epmd, claim)
+      end
+    end
+
+    :ok
+  end
+
+  defp orderly?(reason), do: reason in [:normal, :shutdown] or match?({:shutdown, _}, reason)
+
+  ## Deciding
+
+  # Distribution runs as recorded and is watched: ensure_started/1 has nothing to do. (A
+  # recorded {:started, _} whose :net_kernel is gone is not a reason to do nothing.)
+  defp running?(%{status: {:started, node}, nk: ref}), do: ref != nil and node == node()
+  defp running?(_state), do: false
+
+  defp decide(request, state) do
+    state = demonitor_nk(state)
+
+    cond do
+      Node.alive?() -> settle_started(state)
+      true -> decide_not_alive(request, state)
+    end
+  end
+
+  defp decide_not_alive(:release, state), do: finish(state, {:skipped, :release})
+  defp decide_not_alive(:ios, state), do: finish(state, {:skipped, :not_distributed})
+
+  defp decide_not_alive({:invalid_node, message}, state),
+    do: finish(state, {:failed, {:invalid_node, message}})
+
+  defp decide_not_alive({:start, plan}, state) do
+    case Epmd.configured_port() do
+      {:ok, port} -> begin(Map.merge(plan, %{epmd_port: port, last_node: state.last_node}), state)
+      {:error, {:bad_epmd_port, _} = reason} -> finish(state, {:failed, reason})
+    end
+  end
 
   defp begin(plan, state) do
     gate = Epmd.new_gate()
-    server = self()
-
-    task =
-      Task.Supervisor.async_nolink(Dala.Dist.TaskSupervisor, fn -> run(plan, gate, server) end)
+    pid = Attempt.start_link(plan, gate)
 
     if plan.node != plan.base_node,
       do: Logger.info("Dala.Dist: node name resolved to #{plan.node}")
 
     status = {:waiting, :delay}
     log_status(status, plan)
-    put_status(%{state | attempt: %{task: task, gate: gate, plan: plan}}, status)
+    put_status(%{state | work: %{pid: pid, kind: :attempt, gate: gate, plan: plan}}, status)
   end
 
-  @doc false
-  # Runs in the attempt's task; returns the final status.
-  def run(plan, gate, server) do
-    Process.sleep(plan.delay)
-    phase(server, {:waiting, :epmd})
-    epmd_port = Epmd.port()
+  defp apply_phase(state, {:waiting, _} = status) do
+    log_status(status, state.work.plan)
+    put_status(state, status)
+  end
 
-    with :ok <- ensure_epmd(plan, gate, server, epmd_port),
-         :ok <- precheck(plan, epmd_port),
-         :ok <- prepare(plan),
-         {:ok, _pid} <- :net_kernel.start(plan.node, %{name_domain: :longnames}) do
-      true = Node.set_cookie(Dala.Dist.Options.reveal(plan.cookie))
-      {:started, node()}
+  defp apply_phase(state, {:epmd_starting, port}), do: put_epmd(state, {:maybe, port})
+  defp apply_phase(state, {:epmd_started, port}), do: put_epmd(state, {:owned, port})
+
+  defp apply_phase(%{epmd: {:maybe, port}} = state, {:epmd_failed, port}),
+    do: put_epmd(state, nil)
+
+  defp apply_phase(state, _phase), do: state
+
+  defp put_epmd(state, claim) do
+    Table.put(:epmd, claim)
+    %{state | epmd: claim}
+  end
+
+  defp finish_attempt(state, {:started, node}) do
+    # Decided here, not by the attempt: :net_kernel may have gone down since.
+    if Node.alive?() and node() == node do
+      settle_started(state)
     else
-      {:error, reason} -> classify_net_kernel_error(reason, plan, epmd_port)
-      status -> status
+      finish(state, {:failed, {:net_kernel, :stopped_during_start}})
     end
   end
 
-  defp phase(server, phase), do: send(server, {:dala_dist_phase, self(), phase})
+  defp finish_attempt(state, result), do: finish(state, result)
 
-  defp ensure_epmd(%{platform: :android} = plan, gate, _server, port) do
-    await_gate(gate, port, plan.epmd_timeout)
-  end
+  defp settle_started(state) do
+    state = demonitor_nk(state)
 
-  defp ensure_epmd(plan, gate, server, port) do
-    case Epmd.names(port: port, timeout: 500) do
-      {:ok, _} ->
-        :ok
+    case Process.whereis(:net_kernel) do
+      nil ->
+        finish(state, :idle)
 
-      {:error, :econnrefused} ->
-        # The desktop flow: nothing listens, so start an EPMD from this ERTS. Say so first:
-        # `epmd -daemon` detaches at once, so even a stop/0 during the start must end it.
-        phase(server, {:epmd_started, port})
-
-        case Epmd.start_daemon(port) do
-          :ok -> await_gate(gate, port, plan.epmd_timeout)
-          {:error, reason} -> {:failed, {:epmd_start, reason}}
-        end
-
-      {:error, _slow_or_odd} ->
-        # Something listens but does not answer (yet): not ours to replace. Wait for it.
-        await_gate(gate, port, plan.epmd_timeout)
+      pid ->
+        ref = Process.monitor(pid)
+        finish(%{state | nk: ref, last_node: node()}, {:started, node()})
     end
   end
 
-  defp await_gate(gate, port, timeout) do
-    case Epmd.wait(gate, timeout, port: port, ip: @ip) do
-      {:ready, _info} -> :ok
-      {:timeout, info} -> {:skipped, :no_epmd, info}
-      {:cancelled, _info} -> {:skipped, :cancelled}
-    end
-    |> case do
-      {:skipped, :no_epmd, info} ->
+  defp finish_stop(state, was, {result, claim}) do
+    state = put_epmd(state, claim)
+
+    case result do
+      :ok ->
+        if was != :idle, do: Logger.info("Dala.Dist: distribution stopped")
+
+      {:error, :not_allowed} ->
         Logger.warning(
-          "Dala.Dist: no EPMD answered on #{@ip}:#{port} within #{timeout} ms " <>
-            "(last error: #{inspect(info.last_error)}, #{info.attempts} attempts); " <>
-            "running without distribution"
+          "Dala.Dist: distribution as #{node()} was started by the launcher (-name/-sname); " <>
+            "OTP does not allow stopping it, so it keeps running"
         )
-
-        {:skipped, :no_epmd}
-
-      other ->
-        other
     end
-  end
 
-  defp precheck(plan, epmd_port) do
-    name = plan.node |> Atom.to_string() |> String.split("@") |> hd()
+    for from <- state.stoppers, do: GenServer.reply(from, result)
+    state = %{state | stoppers: []}
 
-    case Epmd.port_please(name, port: epmd_port, ip: @ip, timeout: 1_000) do
-      {:ok, _port} ->
-        Logger.error(
-          "Dala.Dist: node name #{plan.node} is already registered with EPMD; " <>
-            "give each device its own name with DALA_NODE_SUFFIX"
-        )
+    # The status is what is true now.
+    {status, state} =
+      if Node.alive?(),
+        do: {:started, settle_started(state)},
+        else: {:idle, put_status(state, :idle)}
 
-        {:failed, {:name_in_use, plan.node}}
+    case state.pending do
+      nil ->
+        # Waiters who came during the stop.
+        reply_waiters(state, if(status == :idle, do: {:error, :stopped}, else: outcome(status())))
 
-      _not_registered_or_unknown ->
-        case Identity.check_port_free(plan.dist_port, plan.listen_interface) do
-          :ok -> :ok
-          {:error, reason} -> {:failed, reason}
-        end
-    end
-  end
-
-  defp prepare(plan) do
-    if plan.platform == :android, do: ensure_cookie_dir()
-    Identity.dist_listen_env(plan.dist_port, plan.listen_interface)
-    :ok
-  end
-
-  # OTP's auth reads (or creates) $HOME/.erlang.cookie, else the XDG config directory's
-  # erlang/.erlang.cookie; some Android launchers leave HOME unset, and then the start fails.
-  defp ensure_cookie_dir do
-    home =
-      case System.get_env("HOME") do
-        home when home in [nil, ""] ->
-          # A writable place: TMPDIR, /tmp, or the working directory (System.tmp_dir/0).
-          home = System.tmp_dir() || File.cwd!()
-          System.put_env("HOME", home)
-          Logger.info("Dala.Dist: HOME is not set; using #{home} for OTP's cookie file")
-          home
-
-        home ->
-          home
-      end
-
-    _ = File.mkdir_p(:filename.basedir(:user_config, ~c"erlang") |> List.to_string())
-    _ = File.mkdir_p(Path.join([home, ".config", "erlang"]))
-    :ok
-  end
-
-  # OTP reports a taken name, a busy port and a bad name alike; ask again to say which.
-  defp classify_net_kernel_error(reason, plan, epmd_port) do
-    case precheck(plan, epmd_port) do
-      {:failed, _} = failed -> failed
-      :ok -> {:failed, {:net_kernel, reason}}
+      request ->
+        decide(request, %{state | pending: nil})
     end
   end
 
   ## Ending
 
   defp finish(state, status) do
-    log_status(status, state.attempt && state.attempt.plan)
+    log_status(status, state.work && state.work[:plan])
     reply_waiters(put_status(state, status), outcome(status))
+  end
+
+  defp put_status(state, status) do
+    Table.put(:status, status)
+    %{state | status: status}
   end
 
   defp outcome({:started, node}), do: {:ok, node}
@@ -268,108 +361,31 @@ defmodule Dala.Dist.Server do
     %{state | waiters: []}
   end
 
-  defp cancel_attempt(%{attempt: nil} = state), do: state
+  defp demonitor_nk(%{nk: nil} = state), do: state
 
-  defp cancel_attempt(%{attempt: %{task: %Task{pid: pid} = task, gate: gate}} = state) do
-    Epmd.cancel(gate)
-    Task.shutdown(task, :brutal_kill)
-
-    # An EPMD the attempt said it was starting is ours, even if the news is still in the mailbox.
-    receive do
-      {:dala_dist_phase, ^pid, {:epmd_started, port}} ->
-        %{state | attempt: nil, epmd_started: port}
-    after
-      0 -> %{state | attempt: nil}
-    end
+  defp demonitor_nk(%{nk: ref} = state) do
+    Process.demonitor(ref, [:flush])
+    %{state | nk: nil}
   end
 
-  defp disconnect_and_stop do
-    # An attempt cancelled inside :net_kernel.start/2 goes on in kernel_sup: killing the task
-    # does not stop it, and registering with EPMD can take up to 10 s. This call returns only
-    # once kernel_sup is done with it, so Node.alive?/0 below sees its outcome.
-    _ = :supervisor.which_children(:kernel_sup)
-
-    if Node.alive?() do
-      name = node() |> Atom.to_string() |> String.split("@") |> hd()
-      Enum.each(Node.list([:visible, :hidden]), &Node.disconnect/1)
-
-      if :net_kernel.stop() == :ok do
-        await_unregistered(name, 200)
-      end
-    end
-
-    :ok
+  defp kill_work(%{pid: pid} = work) do
+    if work[:gate], do: Epmd.cancel(work.gate)
+    Process.exit(pid, :kill)
   end
 
-  # EPMD drops a registration when it sees the registering connection close, a moment after
-  # :net_kernel.stop/0 returns. Wait for that (bounded), so that a start right after stop/0
-  # does not find its own old name still registered.
-  defp await_unregistered(name, tries_left) do
-    case Epmd.port_please(name, port: Epmd.port(), ip: @ip, timeout: 500) do
-      {:ok, _port} when tries_left > 0 ->
-        Process.sleep(5)
-        await_unregistered(name, tries_left - 1)
+  defp kill_work(nil), do: :ok
 
-      _ ->
-        :ok
-    end
-  end
-
-  # Ends the EPMD this node started, and only once no node is registered with it any more
-  # (EPMD notices our own unregistration asynchronously, so give it a moment).
-  defp stop_own_epmd(%{epmd_started: nil} = state), do: state
-
-  defp stop_own_epmd(%{epmd_started: port} = state) do
-    case wait_until_empty(port, 20) do
-      :empty ->
-        _ = Epmd.kill(port: port, ip: @ip, timeout: 1_000)
-        Logger.info("Dala.Dist: stopped the EPMD this node started on port #{port}")
-        %{state | epmd_started: nil}
-
-      {:names, names} ->
-        # Still ours: a later stop/0, once those nodes are gone, ends it.
-        Logger.info(
-          "Dala.Dist: leaving the EPMD on port #{port} running, other nodes use it: " <>
-            Enum.map_join(names, ", ", &elem(&1, 0))
-        )
-
-        state
-
-      {:error, _reason} ->
-        # Gone already, or it never came up.
-        %{state | epmd_started: nil}
-    end
-  end
-
-  defp wait_until_empty(port, tries_left) do
-    case Epmd.names(port: port, ip: @ip, timeout: 500) do
-      {:ok, %{names: []}} ->
-        :empty
-
-      {:ok, %{names: names}} when tries_left <= 1 ->
-        {:names, names}
-
-      {:ok, _names} ->
-        Process.sleep(50)
-        wait_until_empty(port, tries_left - 1)
-
-      # A daemon whose start stop/0 interrupted may not listen yet: give it half a second.
-      {:error, :econnrefused} when tries_left > 10 ->
-        Process.sleep(50)
-        wait_until_empty(port, tries_left - 1)
-
-      {:error, reason} ->
-        {:error, reason}
-    end
-  end
+  defp exit_kind(reason) when is_atom(reason), do: reason
+  defp exit_kind({%{__struct__: module}, _stack}), do: module
+  defp exit_kind(_reason), do: :exit
 
   ## Logging: one line per state change, never the cookie.
 
   defp log_status({:waiting, :delay}, plan),
     do: Logger.info("Dala.Dist: starting #{plan.node} in #{plan.delay} ms (#{plan.platform})")
 
-  defp log_status({:waiting, :epmd}, _plan),
-    do: Logger.info("Dala.Dist: waiting for EPMD on #{@ip}:#{Epmd.port()}")
+  defp log_status({:waiting, :epmd}, plan),
+    do: Logger.info("Dala.Dist: waiting for EPMD on #{@ip}:#{plan.epmd_port}")
 
   defp log_status({:started, node}, _plan),
     do: Logger.info("Dala.Dist: distribution started as #{node}")
@@ -377,7 +393,7 @@ defmodule Dala.Dist.Server do
   defp log_status({:skipped, :no_epmd}, _plan), do: :ok
 
   defp log_status({:skipped, reason}, _plan),
-    do: Logger.info("Dala.Dist: distribution skipped (#{reason})")
+    do: Logger.info("Dala.Dist: distribution skipped (#{inspect(reason)})")
 
   defp log_status({:failed, reason}, nil),
     do: Logger.error("Dala.Dist: distribution failed: #{inspect(reason)}")
