@@ -5,8 +5,6 @@ defmodule Dala.Dist.CookieTest do
 
   alias Dala.Dist.Cookie
 
-  doctest Dala.Dist.Cookie
-
   @moduletag :capture_log
 
   # Secrets and cookies in this file are random test data; assertions still pass their own

@@ -236,7 +236,7 @@ defmodule Dala.Dist.EpmdTest do
 
       task =
         Task.async(fn ->
-          result = Epmd.wait(gate, 10_000, port: port)
+          result = Epmd.wait_gate(gate, 10_000, port: port)
           send(parent, {:done_at, now_us()})
           result
         end)
@@ -264,7 +264,7 @@ defmodule Dala.Dist.EpmdTest do
     test "is idempotent and permanent for that gate" do
       gate = cancel_during_wait(Net.free_port())
       assert :ok = Epmd.cancel(gate)
-      assert {:cancelled, %{attempts: 0}} = Epmd.wait(gate, 1_000, port: Net.free_port())
+      assert {:cancelled, %{attempts: 0}} = Epmd.wait_gate(gate, 1_000, port: Net.free_port())
     end
 
     test "rejects what is not a gate" do
@@ -286,7 +286,7 @@ defmodule Dala.Dist.EpmdTest do
 
       assert_receive {:gate, gate}
       port = Net.free_port()
-      task = Task.async(fn -> Epmd.wait(gate, 10_000, port: port) end)
+      task = Task.async(fn -> Epmd.wait_gate(gate, 10_000, port: port) end)
       Process.sleep(100)
       t0 = now_ms()
       Process.exit(owner, :kill)
@@ -396,7 +396,7 @@ defmodule Dala.Dist.EpmdTest do
   describe "arguments" do
     test "IP literals only, never names to resolve" do
       assert_raise ArgumentError,
-                   "ip must be an IPv4 address literal such as \"127.0.0.1\", got \"localhost\"",
+                   "ip must be an IPv4 address literal such as \"127.0.0.1\" or a 4-tuple, got: \"localhost\"",
                    fn -> Epmd.names(ip: "localhost", port: 1) end
 
       assert_raise ArgumentError, ~r/^ip must be an IPv4 address literal/, fn ->
@@ -405,20 +405,20 @@ defmodule Dala.Dist.EpmdTest do
     end
 
     test "ports, timeouts, names and options are checked" do
-      assert_raise ArgumentError, "port must be an integer in 1..65535, got 0", fn ->
+      assert_raise ArgumentError, "port must be an integer in 1..65535, got: 0", fn ->
         Epmd.names(port: 0)
       end
 
-      assert_raise ArgumentError, "port must be an integer in 1..65535, got 4369.0", fn ->
+      assert_raise ArgumentError, "port must be an integer in 1..65535, got: 4369.0", fn ->
         Epmd.start_daemon(4369.0)
       end
 
       assert_raise ArgumentError,
-                   "timeout must be an integer in 1..86400000 (milliseconds), got 0",
+                   "timeout must be an integer in 1..3600000 (milliseconds), got: 0",
                    fn -> Epmd.names(port: 1, timeout: 0) end
 
       assert_raise ArgumentError,
-                   "timeout_ms must be an integer in 1..86400000 (milliseconds), got -5",
+                   "timeout_ms must be an integer in 1..3600000 (milliseconds), got: -5",
                    fn -> Epmd.wait(-5, port: 1) end
 
       assert_raise ArgumentError, "name must not be empty", fn ->

@@ -370,7 +370,7 @@ defmodule Dala.LifecycleRacesTest do
       peer = Net.streaming_listener(port, 230_000, self())
       on_exit(fn -> Net.stop_listener(peer) end)
       gate = Epmd.new_gate()
-      waiter = Task.async(fn -> Epmd.wait(gate, 60_000, port: port) end)
+      waiter = Task.async(fn -> Epmd.wait_gate(gate, 60_000, port: port) end)
       # The gate's NAMES request has had its burst and is being trickled to.
       assert_receive {:trickling, _}, 5_000
       t0 = System.monotonic_time(:microsecond)

@@ -43,29 +43,29 @@ defmodule Dala.PortTest do
 
   test ":auto and DALA_DIST_PORT=auto resolve to the derived port of the suffixed node" do
     System.put_env("DALA_NODE_SUFFIX", "emulator-5556")
+    node = :"my_app_emulator-5556@127.0.0.1"
     expected = Dist.Port.auto("my_app_emulator-5556")
     opts = [node: :"my_app@127.0.0.1", cookie: :c, platform: :android]
 
+    # The option is kept as :auto until the node is known, then resolved for the suffixed node.
+    assert Options.validate!(opts ++ [dist_port: :auto]).dist_port == :auto
+
     log =
       capture_log(fn ->
-        assert Options.validate!(opts ++ [dist_port: :auto]).dist_port == expected
+        assert Identity.resolve_dist_port(:auto, node) == expected
       end)
 
     assert log =~ "dist_port :auto is #{expected} for my_app_emulator-5556@127.0.0.1"
     assert log =~ "pin a port with :dist_port or DALA_DIST_PORT"
 
     System.put_env("DALA_DIST_PORT", " AUTO ")
-    capture_log(fn -> assert Options.validate!(opts).dist_port == expected end)
-    # A pinned port wins over the variable; a numeric variable is left to resolve_dist_port/1.
-    assert Options.validate!(opts ++ [dist_port: 9200]).dist_port == 9200
+    capture_log(fn -> assert Identity.resolve_dist_port(nil, node) == expected end)
+    # A pinned port wins over the variable.
+    assert Identity.resolve_dist_port(9200, node) == 9200
     System.put_env("DALA_DIST_PORT", "9300")
-    assert Options.validate!(opts).dist_port == nil
-    assert Identity.resolve_dist_port(nil) == 9300
+    assert Identity.resolve_dist_port(nil, node) == 9300
     System.delete_env("DALA_DIST_PORT")
-    assert Identity.resolve_dist_port(Options.validate!(opts).dist_port) == 9100
-
-    # A node the checks reject later leaves no port to derive; its own error is what is raised.
-    assert Identity.auto_dist_port(:auto, "not an atom") == nil
+    assert Identity.resolve_dist_port(nil, node) == 9100
 
     assert_raise ArgumentError, ~r/option :node/, fn ->
       Dist.ensure_started(node: "my_app", cookie: :c, dist_port: :auto, platform: :android)

@@ -27,7 +27,7 @@ waiter =
       gate = Dala.Dist.Epmd.new_gate()
 
       spawn(fn ->
-        send(parent, {:verdict, Dala.Dist.Epmd.wait(gate, long, port: port)})
+        send(parent, {:verdict, Dala.Dist.Epmd.wait_gate(gate, long, port: port)})
       end)
 
       {:gate, gate}

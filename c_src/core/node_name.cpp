@@ -118,7 +118,6 @@ std::string apply_suffix(std::string_view base, std::string_view suffix) {
   out.push_back('_');
   out.append(sanitize_suffix(trimmed));
   if (at != std::string_view::npos) out.append(base.substr(at));
-  validate_node(out);  // holds by construction; kept as a cheap invariant check
   return out;
 }
 

@@ -70,10 +70,6 @@ void make_atoms(ErlNifEnv* env) {
   atoms.ok = make_atom(env, "ok");
   atoms.error = make_atom(env, "error");
   atoms.true_ = make_atom(env, "true");
-  atoms.false_ = make_atom(env, "false");
-  atoms.android = make_atom(env, "android");
-  atoms.ios = make_atom(env, "ios");
-  atoms.host = make_atom(env, "host");
   atoms.struct_ = make_atom(env, "__struct__");
   atoms.exception_ = make_atom(env, "__exception__");
   atoms.message = make_atom(env, "message");
@@ -83,9 +79,6 @@ void make_atoms(ErlNifEnv* env) {
   atoms.timeout = make_atom(env, "timeout");
   atoms.cancelled = make_atom(env, "cancelled");
   atoms.not_registered = make_atom(env, "not_registered");
-  atoms.closed = make_atom(env, "closed");
-  atoms.bad_reply = make_atom(env, "bad_reply");
-  atoms.econnrefused = make_atom(env, "econnrefused");
   atoms.elapsed_ms = make_atom(env, "elapsed_ms");
   atoms.attempts = make_atom(env, "attempts");
   atoms.names = make_atom(env, "names");

@@ -22,7 +22,9 @@ using dala::epmd::Gate;
 using dala::epmd::Status;
 using dala::epmd::WaitResult;
 
-constexpr long kMaxTimeoutMs = 24L * 60 * 60 * 1000;  // a day: anything longer is a caller bug
+// Guards the clock arithmetic (now + timeout) only: the public API's own, lower ceiling is in
+// Dala.Dist.Check, and its callers never come near this one.
+constexpr long kMaxTimeoutMs = 24L * 60 * 60 * 1000;
 
 ErlNifResourceType* gate_type = nullptr;
 

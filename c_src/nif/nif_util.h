@@ -23,13 +23,12 @@ namespace dala::nif {
 
 // Atoms, made once in load() (see nif.cpp).
 struct Atoms {
-  ERL_NIF_TERM ok, error, true_, false_;
-  ERL_NIF_TERM android, ios, host;
+  ERL_NIF_TERM ok, error, true_;
   ERL_NIF_TERM struct_, exception_, message;
   ERL_NIF_TERM argument_error, runtime_error;
   // EPMD and gate results.
   ERL_NIF_TERM ready, timeout, cancelled, not_registered;
-  ERL_NIF_TERM closed, bad_reply, econnrefused, elapsed_ms, attempts, names, last_error, epmd_port;
+  ERL_NIF_TERM elapsed_ms, attempts, names, last_error, epmd_port;
   // Cookie results.
   ERL_NIF_TERM generated, weak_short, weak_distinct;
 };

@@ -2,12 +2,6 @@ defmodule Dala.Application do
   @moduledoc false
   use Application
 
-  # The native sources: Mix recompiles this module when they change (the dala_nif compiler
-  # rebuilds the library itself on every `mix compile`).
-  for source <- Path.wildcard(Path.expand("../../c_src/**/*.{cpp,h}", __DIR__)) do
-    @external_resource source
-  end
-
   @impl true
   def start(_type, _args) do
     # Fail the start with the loader's own words when the native library is missing or broken.

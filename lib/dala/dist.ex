@@ -32,7 +32,7 @@ defmodule Dala.Dist do
   connections stay up; new connections need the new cookie.
   """
 
-  alias Dala.Dist.{Identity, Options, Server}
+  alias Dala.Dist.{Check, Identity, Options, Server}
 
   @typedoc "The platform this build of the library was compiled for."
   @type platform :: :android | :ios | :host
@@ -140,7 +140,6 @@ defmodule Dala.Dist do
 
         true ->
           Options.require_identity!(plan)
-          validate_node!(plan.node)
           start_request(plan)
       end
 
@@ -154,7 +153,7 @@ defmodule Dala.Dist do
          Map.merge(plan, %{
            node: node,
            base_node: plan.node,
-           dist_port: Identity.resolve_dist_port(plan.dist_port)
+           dist_port: Identity.resolve_dist_port(plan.dist_port, node)
          })}
 
       {:error, message} ->
@@ -162,17 +161,10 @@ defmodule Dala.Dist do
     end
   end
 
-  defp validate_node!(node) do
-    Identity.validate_node(node)
-  rescue
-    e in ArgumentError -> reraise ArgumentError, "option :node: " <> e.message, __STACKTRACE__
-  end
-
   # The suffix comes from the environment: a name it makes invalid is a runtime condition.
   # (The server logs the resolved name once, when it starts an attempt with it.)
   defp resolve_node(base) do
-    {node, _changed?} = Identity.resolve_node(base)
-    {:ok, node}
+    {:ok, Identity.apply_suffix(base, Identity.suffix_from_env())}
   rescue
     e in ArgumentError -> {:error, "DALA_NODE_SUFFIX: " <> e.message}
   end
@@ -386,5 +378,15 @@ defmodule Dala.Dist do
       :my_app
   """
   @spec apply_suffix(node() | atom(), String.t() | nil) :: node()
-  defdelegate apply_suffix(base_node, suffix), to: Identity
+  def apply_suffix(base_node, suffix) do
+    unless is_atom(base_node) and not is_nil(base_node) do
+      raise ArgumentError, "base_node must be an atom, got: #{Check.short(base_node)}"
+    end
+
+    unless is_nil(suffix) or is_binary(suffix) do
+      raise ArgumentError, "suffix must be a string or nil, got: #{Check.short(suffix)}"
+    end
+
+    Identity.apply_suffix(base_node, suffix)
+  end
 end

@@ -73,7 +73,7 @@ defmodule Dala.Laptop do
   """
   @spec device_name(String.t(), String.t()) :: String.t() | nil
   def device_name(app, serial) do
-    app |> String.to_atom() |> Dala.Dist.Identity.apply_suffix(serial) |> Atom.to_string()
+    app |> String.to_atom() |> Dala.Dist.apply_suffix(serial) |> Atom.to_string()
   rescue
     ArgumentError -> nil
   end

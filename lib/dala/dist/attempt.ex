@@ -111,7 +111,7 @@ defmodule Dala.Dist.Attempt do
   end
 
   defp await_gate(gate, port, timeout) do
-    case Epmd.wait(gate, timeout, port: port, ip: @ip) do
+    case Epmd.wait_gate(gate, timeout, port: port, ip: @ip) do
       {:ready, _info} ->
         :ok
 

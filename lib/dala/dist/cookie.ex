@@ -1,12 +1,13 @@
 defmodule Dala.Dist.Cookie do
-  @moduledoc """
-  Per-app distribution cookies derived from one secret in an environment variable.
-
-  The cookie is the lowercase hex of HKDF-SHA256 (RFC 5869) with the secret as input
-  keying material, the salt `"dala-dist-cookie-v1"`, the app name as info, and 32 bytes
-  of output. The native library reads the variable itself (`enif_getenv`), so the secret
-  never enters the BEAM heap; this module only ever sees the derived cookie.
-  """
+  @moduledoc false
+  # Per-app distribution cookies derived from one secret in an environment variable: the
+  # implementation of the public Dala.Dist.cookie_from_env/2 (whose doc is the contract) and of
+  # `mix dala.cookie`.
+  #
+  # The cookie is the lowercase hex of HKDF-SHA256 (RFC 5869) with the secret as input keying
+  # material, the salt "dala-dist-cookie-v1", the app name as info, and 32 bytes of output. The
+  # native library reads the variable itself (enif_getenv), so the secret never enters the BEAM
+  # heap; this module only ever sees the derived cookie.
 
   require Logger
 
@@ -30,12 +31,6 @@ defmodule Dala.Dist.Cookie do
   Raises `ArgumentError` naming the argument when `env_var` is not a non-empty binary or
   contains `=` or NUL, or `app_name` is not a non-empty valid UTF-8 binary of at most 255
   bytes. The cookie and the secret appear in no log line or exception message.
-
-  ## Examples
-
-      iex> System.put_env("DALA_DOC_COOKIE_SECRET", "correct horse battery staple")
-      iex> Dala.Dist.Cookie.from_env("DALA_DOC_COOKIE_SECRET", "my_app")
-      :e052808221ec1645e4132e10fd9ddd1410a5a0b4176c7c55f00ac6c681bb1f5d
   """
   @spec from_env(String.t(), String.t()) :: cookie()
   def from_env(env_var, app_name) do

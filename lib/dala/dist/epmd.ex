@@ -10,9 +10,12 @@ defmodule Dala.Dist.Epmd do
 
   All socket work runs on a dirty IO scheduler, so no call here ever blocks a normal scheduler.
 
+  This module is public API, like `Dala.Dist`: `Dala.Dist` waits for EPMD with it, and the
+  laptop tasks (`mix dala.devices`, `mix dala.connect`) and the demo ask EPMD through it.
+
   ## The gate
 
-  `wait/2` retries NAMES with a short backoff (2 ms growing to 8 ms) until EPMD answers, the
+  `wait/2` (and `wait_gate/3`, on a gate from `new_gate/0`) retries NAMES with a short backoff (2 ms growing to 8 ms) until EPMD answers, the
   deadline passes (kept on a monotonic clock within a few milliseconds), or the wait is
   cancelled. Each attempt's I/O is bounded by the time left, so a peer that accepts and never
   answers cannot hold the wait past its deadline. A gate is a native handle owned by the
@@ -32,6 +35,8 @@ defmodule Dala.Dist.Epmd do
 
   Bad options raise `ArgumentError` naming the option.
   """
+
+  alias Dala.Dist.Check
 
   @default_ip "127.0.0.1"
   @default_timeout 5_000
@@ -105,7 +110,7 @@ defmodule Dala.Dist.Epmd do
   defp port_message(""), do: "-epmd_port (ERL_EPMD_PORT) must have a value"
 
   defp port_message(value),
-    do: "-epmd_port (ERL_EPMD_PORT) must be an integer in 1..65535, got #{inspect(value)}"
+    do: "-epmd_port (ERL_EPMD_PORT) must be an integer in 1..65535, got: #{Check.short(value)}"
 
   @doc """
   Asks EPMD for the names it holds (NAMES_REQ).
@@ -132,7 +137,7 @@ defmodule Dala.Dist.Epmd do
           {:ok, :inet.port_number()} | {:error, :not_registered | reason()}
   def port_please(name, opts \\ []) do
     unless is_binary(name),
-      do: raise(ArgumentError, "name must be a string, got #{inspect(name)}")
+      do: raise(ArgumentError, "name must be a string, got: #{Check.short(name)}")
 
     {ip, port, timeout} = request_opts(opts)
     :dala_dist_nif.epmd_port_please(ip, port, name, timeout)
@@ -161,10 +166,9 @@ defmodule Dala.Dist.Epmd do
   def new_gate, do: :dala_dist_nif.gate_new()
 
   @doc """
-  Waits until EPMD answers NAMES, for at most `timeout_ms` milliseconds.
-
-  With an integer first argument, creates a gate owned by the calling process and waits on it
-  (options `:ip` and `:port`). With a gate first argument, waits on that gate (see `wait/3`).
+  Waits until EPMD answers NAMES, for at most `timeout_ms` milliseconds (1..3_600_000), on a
+  gate of its own (options `:ip` and `:port`). To be able to cancel the wait from another
+  process, use `new_gate/0` and `wait_gate/3` instead.
 
   Returns `{:ready, %{elapsed_ms, attempts, names}}`, `{:timeout, %{elapsed_ms, attempts,
   last_error}}` (`last_error` is the last attempt's reason: `:econnrefused` when nothing
@@ -172,25 +176,16 @@ defmodule Dala.Dist.Epmd do
   %{elapsed_ms, attempts}}`.
   """
   @spec wait(pos_integer(), [option()]) :: wait_result()
-  @spec wait(gate(), pos_integer()) :: wait_result()
-  def wait(timeout_or_gate, opts_or_timeout \\ [])
-
-  def wait(timeout_ms, opts) when is_list(opts), do: wait(new_gate(), timeout_ms, opts)
-
-  def wait(gate, timeout_ms) when is_reference(gate), do: wait(gate, timeout_ms, [])
-
-  def wait(other, _) do
-    raise ArgumentError, "timeout_ms must be a positive integer, got #{inspect(other)}"
-  end
+  def wait(timeout_ms, opts \\ []), do: wait_gate(new_gate(), timeout_ms, opts)
 
   @doc """
   Waits on `gate` (from `new_gate/0`) until EPMD answers NAMES, `timeout_ms` passes, or the gate
-  is cancelled. Returns what `wait/2` returns.
+  is cancelled. One wait at a time per gate. Returns what `wait/2` returns.
   """
-  @spec wait(gate(), pos_integer(), [option()]) :: wait_result()
-  def wait(gate, timeout_ms, opts) do
-    unless is_reference(gate), do: raise(ArgumentError, "gate must be a gate from new_gate/0")
-    check_timeout!(timeout_ms, "timeout_ms")
+  @spec wait_gate(gate(), pos_integer(), [option()]) :: wait_result()
+  def wait_gate(gate, timeout_ms, opts \\ []) do
+    # The NIF checks the handle itself (it must, to use it safely).
+    Check.ms!(timeout_ms, "timeout_ms", 1)
     {ip, port, _} = request_opts(opts)
     :dala_dist_nif.gate_wait(gate, ip, port, timeout_ms)
   end
@@ -217,9 +212,9 @@ defmodule Dala.Dist.Epmd do
   @spec start_daemon(1..65535, [{:timeout, pos_integer()}]) ::
           :ok | {:error, :no_epmd_executable | {:exit_status, integer()} | reason()}
   def start_daemon(port, opts \\ []) do
-    check_port!(port)
+    Check.port!(port, "port")
     opts = Keyword.validate!(opts, timeout: @daemon_timeout)
-    check_timeout!(opts[:timeout], "timeout")
+    Check.ms!(opts[:timeout], "timeout", 1)
 
     with {:ok, exe} <- epmd_executable(),
          {_, 0} <-
@@ -264,37 +259,32 @@ defmodule Dala.Dist.Epmd do
   end
 
   defp request_opts(opts) do
-    unless Keyword.keyword?(opts) do
-      raise ArgumentError, "options must be a keyword list, got #{inspect(opts)}"
-    end
+    opts =
+      opts
+      |> Check.keyword!("options")
+      |> Keyword.validate!(ip: @default_ip, port: nil, timeout: @default_timeout)
 
-    opts = Keyword.validate!(opts, ip: @default_ip, port: nil, timeout: @default_timeout)
-    port = opts[:port] || port()
-    check_port!(port)
-    check_timeout!(opts[:timeout], "timeout")
+    port = if opts[:port], do: Check.port!(opts[:port], "port"), else: port()
+    Check.ms!(opts[:timeout], "timeout", 1)
     {ip_binary(opts[:ip]), port, opts[:timeout]}
   end
 
-  defp ip_binary(ip) when is_binary(ip), do: ip
-
-  defp ip_binary({a, b, c, d} = ip)
-       when a in 0..255 and b in 0..255 and c in 0..255 and d in 0..255,
-       do: ip |> :inet.ntoa() |> List.to_string()
-
+  # The address is parsed here, never resolved through DNS; the NIF gets the literal.
   defp ip_binary(ip) do
-    raise ArgumentError,
-          "ip must be an IPv4 address literal such as \"127.0.0.1\" or a 4-tuple, got #{inspect(ip)}"
-  end
+    chars =
+      cond do
+        is_binary(ip) -> :binary.bin_to_list(ip)
+        is_tuple(ip) -> ip |> :inet.ntoa() |> List.wrap()
+        true -> []
+      end
 
-  defp check_port!(port) when is_integer(port) and port in 1..65535, do: :ok
+    case :inet.parse_ipv4strict_address(chars) do
+      {:ok, _} ->
+        List.to_string(chars)
 
-  defp check_port!(port),
-    do: raise(ArgumentError, "port must be an integer in 1..65535, got #{inspect(port)}")
-
-  defp check_timeout!(ms, _name) when is_integer(ms) and ms > 0 and ms <= 86_400_000, do: :ok
-
-  defp check_timeout!(ms, name) do
-    raise ArgumentError,
-          "#{name} must be an integer in 1..86400000 (milliseconds), got #{inspect(ms)}"
+      {:error, _} ->
+        raise ArgumentError,
+              "ip must be an IPv4 address literal such as \"127.0.0.1\" or a 4-tuple, got: #{Check.short(ip)}"
+    end
   end
 end

@@ -3,21 +3,13 @@ defmodule Dala.Dist.Options do
   # Validation of ensure_started/1's options, in the caller's process, before anything starts.
   # Messages name the option and never echo the cookie.
 
-  alias Dala.Dist.Identity
+  import Dala.Dist.Check, only: [ms!: 3, port!: 2, short: 1, type_name: 1]
 
   @allowed [:node, :cookie, :delay, :dist_port, :listen_interface, :epmd_timeout, :platform]
-  @max_ms 3_600_000
-
-  @doc false
-  def max_ms, do: @max_ms
 
   @doc false
   def validate!(opts) do
-    unless Keyword.keyword?(opts) do
-      # Only the type: a malformed list or a map may well hold the cookie.
-      raise ArgumentError,
-            "options must be a keyword list of {atom, value} pairs, got: #{type_name(opts)}"
-    end
+    Dala.Dist.Check.keyword!(opts, "options")
 
     case Enum.reject(Keyword.keys(opts), &(&1 in @allowed)) do
       [] ->
@@ -44,11 +36,10 @@ defmodule Dala.Dist.Options do
       # lifecycle server's state, and a crash report or a call's exit reason prints both.
       # `inspect/1` of a fun shows no captured values.
       cookie: hide(Keyword.get(opts, :cookie)),
-      delay: ms!(opts, :delay, default_delay, 0),
-      epmd_timeout: ms!(opts, :epmd_timeout, 10_000, 1),
-      # :auto (or DALA_DIST_PORT=auto) becomes the port Dala.Dist.Port derives for the node.
-      dist_port:
-        opts |> Keyword.get(:dist_port) |> Identity.auto_dist_port(opts[:node]) |> port!(),
+      delay: opts |> Keyword.get(:delay, default_delay) |> ms!("option :delay", 0),
+      epmd_timeout: opts |> Keyword.get(:epmd_timeout, 10_000) |> ms!("option :epmd_timeout", 1),
+      # nil and :auto are resolved once the node's name is known (Identity.resolve_dist_port/2).
+      dist_port: dist_port!(Keyword.get(opts, :dist_port)),
       listen_interface: interface!(opts, platform)
     }
   end
@@ -60,7 +51,7 @@ defmodule Dala.Dist.Options do
 
     unless is_atom(node) and node not in [nil, true, false] do
       raise ArgumentError,
-            "option :node must be a node name atom such as :\"my_app@127.0.0.1\", got: #{inspect_type(node)}"
+            "option :node must be a node name atom such as :\"my_app@127.0.0.1\", got: #{short(node)}"
     end
 
     # Long names (net_kernel is started with name_domain: :longnames): without a host OTP
@@ -68,7 +59,14 @@ defmodule Dala.Dist.Options do
     # (127.0.0.1 through adb forward), and without a domain the start fails.
     unless node |> Atom.to_string() |> String.contains?("@") do
       raise ArgumentError,
-            "option :node must include a host (\"name@host\", such as :\"my_app@127.0.0.1\"), got: #{inspect_type(node)}"
+            "option :node must include a host (\"name@host\", such as :\"my_app@127.0.0.1\"), got: #{short(node)}"
+    end
+
+    # The rest of the node rules live in the C++ core (node_name.cpp).
+    try do
+      :dala_dist_nif.validate_node(Atom.to_string(node))
+    rescue
+      e in ArgumentError -> reraise ArgumentError, "option :node: " <> e.message, __STACKTRACE__
     end
 
     unless is_atom(cookie) and cookie not in [nil, true, false, :""] do
@@ -104,24 +102,8 @@ defmodule Dala.Dist.Options do
 
   defp hide(cookie), do: fn -> cookie end
 
-  defp ms!(opts, key, default, min) do
-    case Keyword.get(opts, key, default) do
-      ms when is_integer(ms) and ms >= min and ms <= @max_ms ->
-        ms
-
-      other ->
-        raise ArgumentError,
-              "option #{inspect(key)} must be an integer in #{min}..#{@max_ms} (milliseconds), got: #{inspect_type(other)}"
-    end
-  end
-
-  defp port!(nil), do: nil
-  defp port!(port) when is_integer(port) and port in 1..65_535, do: port
-
-  defp port!(other) do
-    raise ArgumentError,
-          "option :dist_port must be an integer in 1..65535, got: #{inspect_type(other)}"
-  end
+  defp dist_port!(port) when port in [nil, :auto], do: port
+  defp dist_port!(port), do: port!(port, "option :dist_port")
 
   defp interface!(opts, platform) do
     default = if platform == :android, do: {127, 0, 0, 1}, else: nil
@@ -135,22 +117,12 @@ defmodule Dala.Dist.Options do
           ip
         else
           raise ArgumentError,
-                "option :listen_interface must be an IP address tuple, got: #{inspect_type(ip)}"
+                "option :listen_interface must be an IP address tuple, got: #{short(ip)}"
         end
 
       other ->
         raise ArgumentError,
-              "option :listen_interface must be an IP address tuple, got: #{inspect_type(other)}"
+              "option :listen_interface must be an IP address tuple, got: #{short(other)}"
     end
   end
-
-  # Bounded inspection, so that a huge or binary argument cannot flood a message.
-  defp inspect_type(term), do: inspect(term, limit: 5, printable_limit: 64)
-
-  defp type_name(term) when is_binary(term), do: "a binary"
-  defp type_name(term) when is_list(term), do: "a list"
-  defp type_name(term) when is_map(term), do: "a map"
-  defp type_name(term) when is_integer(term), do: "an integer"
-  defp type_name(term) when is_atom(term), do: inspect(term)
-  defp type_name(_term), do: "another term"
 end

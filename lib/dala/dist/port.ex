@@ -67,5 +67,5 @@ defmodule Dala.Dist.Port do
       9680
   """
   @spec auto(atom(), String.t() | nil) :: 9100..9899
-  def auto(base_node, suffix), do: base_node |> Dala.Dist.Identity.apply_suffix(suffix) |> auto()
+  def auto(base_node, suffix), do: base_node |> Dala.Dist.apply_suffix(suffix) |> auto()
 end
