@@ -13,11 +13,18 @@
 # it stop distribution. On the way, the developer's tasks run as a developer runs them:
 # `mix dala.devices` and `mix dala.connect --eval` (and once with a wrong secret). Every step is
 # a row of the timeline; the last line is the verdict.
-for file <- ~w(timeline net tunnel os_process events cleanup),
+for file <- ~w(timeline os_process events cleanup),
     do: Code.require_file("support/#{file}.ex", __DIR__)
 
+# The tunnels and free ports are the test suite's own loopback helpers (one implementation for
+# the tests and the demo); EPMD itself is asked through Dala.Dist.Epmd.
+unless Code.ensure_loaded?(Dala.Test.Net),
+  do: Code.require_file("../test/support/net.ex", __DIR__)
+
 defmodule AndroidDevLoop do
-  alias DalaDemo.{Cleanup, Events, Failure, Net, OsProcess, Timeline, Tunnel}
+  alias DalaDemo.{Cleanup, Events, Failure, OsProcess, Timeline}
+  alias Dala.Dist.Epmd
+  alias Dala.Test.Net
 
   @app "demo_app"
   @suffix "emulator-5554"
@@ -70,7 +77,7 @@ defmodule AndroidDevLoop do
 
   defp run(laptop_epmd) do
     # 1. The laptop's EPMD, on this VM's private EPMD port.
-    if match?({:ok, _}, Net.epmd_names(laptop_epmd, 200)),
+    if match?({:ok, _}, epmd_names(laptop_epmd, 200)),
       do: fail("an EPMD already answers on port #{laptop_epmd}; choose another ERL_EPMD_PORT")
 
     epmd =
@@ -80,16 +87,18 @@ defmodule AndroidDevLoop do
       "laptop EPMD (os pid #{epmd.os_pid}) ended by PID, exit status #{inspect(OsProcess.stop(epmd))}"
     end)
 
-    Net.await_epmd(laptop_epmd, 5_000) |> ok!("the laptop's EPMD did not answer")
+    with {:timeout, %{last_error: reason}} <- Epmd.wait(5_000, port: laptop_epmd),
+         do: fail("the laptop's EPMD did not answer: #{inspect(reason)}")
+
     event(:laptop, "laptop-epmd", "epmd -port #{laptop_epmd} answers (os pid #{epmd.os_pid})")
 
     # 2. The phone's loopback EPMD port, with the dead tunnel on it.
     phone_epmd = Net.free_port()
     dist_port = Net.free_port()
-    dead = Tunnel.dead(phone_epmd) |> ok!("cannot listen on #{phone_epmd}")
+    dead = Net.dead_tunnel(phone_epmd)
 
     Cleanup.defer("dead tunnel", fn ->
-      "dead tunnel: #{Tunnel.close(dead)}" |> String.replace("_", " ")
+      "dead tunnel: #{Net.stop_listener(dead)}" |> String.replace("_", " ")
     end)
 
     event(
@@ -154,7 +163,7 @@ defmodule AndroidDevLoop do
     t_waiting = Timeline.now()
     Events.pump(@dead_tunnel_ms)
 
-    closed = Tunnel.accepted(dead)
+    closed = Net.accepted(dead)
     status = Events.phone_status()
 
     cond do
@@ -176,11 +185,11 @@ defmodule AndroidDevLoop do
     end
 
     # 4. The laptop's EPMD comes up behind the tunnel: the phone starts at once.
-    Tunnel.close(dead)
-    live = Tunnel.live(phone_epmd, laptop_epmd) |> ok!("cannot listen on #{phone_epmd} again")
+    Net.stop_listener(dead)
+    live = Net.forwarder(phone_epmd, laptop_epmd)
 
     Cleanup.defer("live tunnel", fn ->
-      "live tunnel: #{Tunnel.close(live)}" |> String.replace("_", " ")
+      "live tunnel: #{Net.stop_listener(live)}" |> String.replace("_", " ")
     end)
 
     t_live =
@@ -193,7 +202,7 @@ defmodule AndroidDevLoop do
         &match?({:phone, "status", "{:started, " <> _, _}, &1)
       )
 
-    {:ok, names} = Net.epmd_names(laptop_epmd)
+    {:ok, names} = epmd_names(laptop_epmd)
 
     unless "#{@app}_#{@suffix}" in names,
       do: fail("the laptop's EPMD does not list the phone: #{inspect(names)}")
@@ -425,7 +434,7 @@ defmodule AndroidDevLoop do
 
   # EPMD forgets a node when its registration connection closes, a moment after nodedown.
   defp await_unregistered(epmd_port, timeout) do
-    {:ok, names} = Net.epmd_names(epmd_port)
+    {:ok, names} = epmd_names(epmd_port)
 
     cond do
       "#{@app}_#{@suffix}" not in names ->
@@ -458,8 +467,11 @@ defmodule AndroidDevLoop do
   defp t0, do: :persistent_term.get({Timeline, :t0})
   defp fail(message), do: raise(Failure, message)
 
-  defp ok!({:ok, value}, _message), do: value
-  defp ok!({:error, reason}, message), do: fail("#{message}: #{inspect(reason)}")
+  # The names EPMD on `port` holds (NAMES), or `{:error, reason}` (a dead tunnel: `:closed`).
+  defp epmd_names(port, timeout \\ 1_000) do
+    with {:ok, %{names: names}} <- Epmd.names(port: port, timeout: timeout),
+         do: {:ok, Enum.map(names, &elem(&1, 0))}
+  end
 end
 
 AndroidDevLoop.main()

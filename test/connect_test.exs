@@ -209,7 +209,7 @@ defmodule Dala.ConnectTest do
     {ps, 0} = System.cmd("ps", ["-eo", "args"])
     refute ps =~ cookie
     refute ps =~ ctx.secret
-    assert eventually(fn -> private_dirs() -- before == [] end)
+    assert Dala.Test.DistCase.eventually(fn -> private_dirs() -- before == [] end, 10_000)
 
     Port.command(port, "System.pid()\r")
     phone_pid = ctx.phones[ctx.a]
@@ -362,19 +362,6 @@ defmodule Dala.ConnectTest do
         30_000 -> flunk("no prompt within 30 s:\n#{acc}")
       end
     end
-  end
-
-  defp eventually(fun, tries \\ 200) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> eventually_after(fun, tries)
-    end
-  end
-
-  defp eventually_after(fun, tries) do
-    Process.sleep(50)
-    eventually(fun, tries - 1)
   end
 
   ## The tasks, as OS processes

@@ -7,7 +7,7 @@ defmodule Dala.DemoTest do
   @demo Path.expand("../examples/android_dev_loop.exs", __DIR__)
 
   test "plays the dev loop: dead tunnel, live tunnel, start, erpc, code push, stop, nodedown" do
-    {output, status, _demo_pid} = run_demo(free_port())
+    {output, status, _demo_pid} = run_demo(Dala.Test.Net.free_port())
     assert status == 0, "the demo exited with #{status}:\n#{output}"
     assert output =~ ~r/^VERDICT: PASS .+/m
 
@@ -75,13 +75,17 @@ defmodule Dala.DemoTest do
   end
 
   test "the processes it started end when the demo's VM is killed mid-run" do
-    port = free_port()
+    port = Dala.Test.Net.free_port()
     {output, _status, _demo_pid} = run_demo(port, kill_after: "live-tunnel")
     pids = started_os_pids(output)
     assert length(pids) == 2, "expected the epmd's and the phone's PIDs in:\n#{output}"
     # The reaper ends them by PID once the demo's VM is gone; the phone's BEAM takes a moment.
     for pid <- pids,
-        do: assert(eventually(fn -> not os_alive?(pid) end), "os pid #{pid} still runs")
+        do:
+          assert(
+            Dala.Test.DistCase.eventually(fn -> not os_alive?(pid) end, 10_000),
+            "os pid #{pid} still runs"
+          )
 
     assert {:error, _} = :gen_tcp.connect({127, 0, 0, 1}, port, [], 200)
   end
@@ -170,25 +174,4 @@ defmodule Dala.DemoTest do
   end
 
   defp os_alive?(pid), do: match?({_, 0}, System.cmd("kill", ["-0", pid], stderr_to_stdout: true))
-
-  defp eventually(fun, tries \\ 100) do
-    cond do
-      fun.() ->
-        true
-
-      tries == 0 ->
-        false
-
-      true ->
-        Process.sleep(100)
-        eventually(fun, tries - 1)
-    end
-  end
-
-  defp free_port do
-    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_tcp.close(socket)
-    port
-  end
 end

@@ -29,17 +29,6 @@ defmodule Dala.FaultsTest do
   end
 
   # Polls `fun` every 20 ms until it returns a truthy value, for at most `ms`.
-  defp eventually(fun, ms) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn ->
-      result = fun.()
-      unless result, do: Process.sleep(20)
-      result
-    end)
-    |> Enum.find(fn result -> result || System.monotonic_time(:millisecond) > deadline end)
-  end
-
   defp laptop_erpc(phone, epmd_port), do: Peer.laptop_erpc(phone, epmd_port, @secret_var, @app)
 
   describe "EPMD faults" do
@@ -48,7 +37,7 @@ defmodule Dala.FaultsTest do
       # Frozen: the kernel still accepts connections, but nothing answers them.
       Net.signal_os(epmd, "STOP")
       :ok = android(ctx, epmd_timeout: 60_000)
-      assert eventually(fn -> Dist.status() == {:waiting, :epmd} end, 5_000)
+      assert DistCase.eventually(fn -> Dist.status() == {:waiting, :epmd} end, 5_000)
 
       # The gate's attempt in flight is cut when epmd dies; the gate keeps waiting.
       Net.signal_os(epmd, "KILL")
@@ -74,7 +63,7 @@ defmodule Dala.FaultsTest do
       # adb reverse goes away: the registration connection closes and EPMD forgets the node.
       Net.stop_listener(tunnel)
 
-      assert eventually(
+      assert DistCase.eventually(
                fn -> Epmd.port_please(ctx.name, port: laptop) == {:error, :not_registered} end,
                5_000
              )
@@ -84,7 +73,7 @@ defmodule Dala.FaultsTest do
       # working (same EPMD port, the node still alive).
       tunnel = Net.forwarder(ctx.epmd_port, laptop)
 
-      assert eventually(
+      assert DistCase.eventually(
                fn -> Epmd.port_please(ctx.name, port: laptop) == {:ok, ctx.dist_port} end,
                10_000
              )
@@ -220,7 +209,7 @@ defmodule Dala.FaultsTest do
       assert Dist.status() == :idle
       refute Node.alive?()
 
-      assert eventually(
+      assert DistCase.eventually(
                fn -> Epmd.port_please(ctx.name, port: laptop) != {:ok, ctx.dist_port} end,
                5_000
              )
@@ -311,18 +300,18 @@ defmodule Dala.FaultsTest do
           # A crash: the lifecycle server gets a call it does not know while an attempt (and
           # so the cookie) is pending; its supervisor logs a crash report and restarts it.
           :ok = android(%{ctx | cookie: cookie}, epmd_timeout: 60_000)
-          assert eventually(fn -> Dist.status() == {:waiting, :epmd} end, 5_000)
+          assert DistCase.eventually(fn -> Dist.status() == {:waiting, :epmd} end, 5_000)
           server = Process.whereis(Dala.Dist.Server)
           ref = Process.monitor(server)
           catch_exit(GenServer.call(Dala.Dist.Server, {:unexpected, make_ref()}))
           assert_receive {:DOWN, ^ref, :process, ^server, _}
 
-          assert eventually(
+          assert DistCase.eventually(
                    fn -> Process.whereis(Dala.Dist.Server) not in [nil, server] end,
                    5_000
                  )
 
-          assert eventually(
+          assert DistCase.eventually(
                    fn -> Dala.Test.DistCase.work_processes() == [] end,
                    5_000
                  )

@@ -5,6 +5,7 @@ defmodule Dala.Dist.IdentityTest do
   import ExUnit.CaptureLog
 
   alias Dala.Dist.Identity
+  alias Dala.Test.Net
 
   @env_vars ["DALA_NODE_SUFFIX", "dala_NODE_SUFFIX", "DALA_DIST_PORT"]
   @kernel_keys [:inet_dist_listen_min, :inet_dist_listen_max, :inet_dist_use_interface]
@@ -282,12 +283,12 @@ defmodule Dala.Dist.IdentityTest do
 
     @tag :distribution
     test "a real node started after it listens on that port and interface only" do
-      epmd_port = free_port()
-      epmd = start_epmd(epmd_port)
-      on_exit(fn -> kill_os_pid(epmd, "epmd") end)
+      epmd_port = Net.free_port()
+      epmd = Net.start_epmd(epmd_port)
+      on_exit(fn -> Net.stop_epmd(epmd) end)
 
       # Bound to 127.0.0.1: reachable there, refused on 127.0.0.2 (also loopback).
-      port = free_port()
+      port = Net.free_port()
       {child, os_pid} = start_node_with_listen_env(epmd_port, port, {127, 0, 0, 1})
       on_exit(fn -> kill_os_pid(os_pid, "identity_test_") end)
       assert_ready(child)
@@ -298,7 +299,7 @@ defmodule Dala.Dist.IdentityTest do
       stop_node(child, os_pid)
 
       # No interface: bound to all addresses, so 127.0.0.2 answers too.
-      port2 = free_port()
+      port2 = Net.free_port()
       {child2, os_pid2} = start_node_with_listen_env(epmd_port, port2, nil)
       on_exit(fn -> kill_os_pid(os_pid2, "identity_test_") end)
       assert_ready(child2)
@@ -325,7 +326,7 @@ defmodule Dala.Dist.IdentityTest do
     end
 
     test "the probe socket is closed at once" do
-      port = free_port()
+      port = Net.free_port()
       assert Identity.check_port_free(port, {127, 0, 0, 1}) == :ok
       assert Identity.check_port_free(port, {127, 0, 0, 1}) == :ok
       assert {:ok, l} = :gen_tcp.listen(port, ip: {127, 0, 0, 1})
@@ -349,47 +350,10 @@ defmodule Dala.Dist.IdentityTest do
     end
 
     test "an address that is not on this host is reported as unavailable, not in use" do
-      port = free_port()
+      port = Net.free_port()
 
       assert Identity.check_port_free(port, {192, 0, 2, 1}) ==
                {:error, {:port_unavailable, port, :eaddrnotavail}}
-    end
-  end
-
-  # A port that was free a moment ago (the kernel's choice for port 0).
-  defp free_port do
-    {:ok, l} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(l)
-    :ok = :gen_tcp.close(l)
-    port
-  end
-
-  defp start_epmd(port) do
-    epmd = System.find_executable("epmd") || "/usr/bin/epmd"
-
-    p =
-      Port.open({:spawn_executable, epmd}, [
-        :binary,
-        :exit_status,
-        :stderr_to_stdout,
-        args: ["-port", Integer.to_string(port), "-address", "127.0.0.1"]
-      ])
-
-    {:os_pid, os_pid} = Port.info(p, :os_pid)
-    wait_until_listening(port, 50)
-    os_pid
-  end
-
-  defp wait_until_listening(port, 0), do: flunk("epmd did not listen on #{port}")
-
-  defp wait_until_listening(port, tries) do
-    case :gen_tcp.connect({127, 0, 0, 1}, port, [], 200) do
-      {:ok, s} ->
-        :gen_tcp.close(s)
-
-      {:error, _} ->
-        Process.sleep(50)
-        wait_until_listening(port, tries - 1)
     end
   end
 

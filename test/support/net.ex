@@ -7,6 +7,9 @@ defmodule Dala.Test.Net do
   Every listener is a process linked to the caller that owns its listen socket and every socket
   it accepted, so all of them close when it stops or when the test process exits. `start_epmd/2`
   kills its epmd when the test process exits, too. Nothing here ever touches port 4369.
+
+  The demo (`examples/android_dev_loop.exs`) loads this file too: its dead and live tunnels are
+  `dead_tunnel/1` and `forwarder/2`.
   """
 
   @loopback {127, 0, 0, 1}
@@ -308,9 +311,13 @@ defmodule Dala.Test.Net do
     end
   end
 
-  @doc "Stops a listener: closes its listen socket and every socket it accepted; waits until it is gone."
-  @spec stop_listener(pid()) :: :ok
+  @doc """
+  Stops a listener: closes its listen socket and every socket it accepted; waits until it is
+  gone. Returns `:closed`, or `:already_closed` when it had ended before.
+  """
+  @spec stop_listener(pid()) :: :closed | :already_closed
   def stop_listener(pid) do
+    result = if Process.alive?(pid), do: :closed, else: :already_closed
     # The sockets of the listener and of the connection processes linked to it. A dead
     # owner's ports close asynchronously, after its monitors fire: wait for them too, so the
     # port can be bound again at once.
@@ -333,6 +340,19 @@ defmodule Dala.Test.Net do
       end)
       |> Enum.find(& &1)
     end)
+
+    result
+  end
+
+  @doc "How many connections the listener `pid` has accepted so far."
+  @spec accepted(pid()) :: non_neg_integer()
+  def accepted(pid), do: Keyword.get(dictionary(pid), :accepted, 0)
+
+  defp dictionary(pid) do
+    case Process.info(pid, :dictionary) do
+      {:dictionary, dict} -> dict
+      nil -> []
+    end
   end
 
   defp owned_ports(pid) do
@@ -343,8 +363,10 @@ defmodule Dala.Test.Net do
       end
     end
 
+    # The listener's links are its sockets, its connection processes and the process that
+    # started it, whose own ports (epmds, peers) are not the listener's to wait for.
     own = links.(pid)
-    children = Enum.filter(own, &is_pid/1)
+    children = Enum.filter(own, &is_pid/1) -- [dictionary(pid)[:started_by]]
     Enum.filter(own ++ Enum.flat_map(children, links), &is_port/1)
   end
 
@@ -362,6 +384,8 @@ defmodule Dala.Test.Net do
 
     pid =
       spawn_link(fn ->
+        Process.put(:started_by, parent)
+
         {:ok, ls} =
           :gen_tcp.listen(port, [
             :binary,
@@ -385,6 +409,7 @@ defmodule Dala.Test.Net do
   defp accept_loop(ls, handle) do
     case :gen_tcp.accept(ls) do
       {:ok, socket} ->
+        Process.put(:accepted, (Process.get(:accepted) || 0) + 1)
         handle.(socket)
         accept_loop(ls, handle)
 
