@@ -17,8 +17,8 @@ JOBS ?= 2
 # A free loopback port for the test VM's EPMD (never the machine's default 4369).
 FREE_PORT = $(shell erl -noshell -eval '{ok,S}=gen_tcp:listen(0,[{ip,{127,0,0,1}}]),{ok,P}=inet:port(S),io:format("~b",[P]),halt().')
 
-.PHONY: deps demo test native-test native-asan-test sanitize-build format-check elixir-test \
-        rebar-test fuzz elixir-asan-test fleet bench bench-quick bench-helper
+.PHONY: deps demo test native-checks elixir-checks native-test native-asan-test sanitize-build \
+        format-check elixir-test rebar-test fuzz elixir-asan-test fleet bench bench-quick bench-helper
 
 deps:
 	@missing=""; for p in $(PACKAGES); do \
@@ -35,9 +35,20 @@ demo: deps
 	mix compile
 	ERL_EPMD_PORT=$(FREE_PORT) ERL_FLAGS="+Bd" mix run --no-start examples/android_dev_loop.exs
 
-# rebar-test is not in the list: test/consumer_app_test.exs builds a rebar3 project with this
-# checkout in _checkouts and loads the NIF from erl (in elixir-test).
-test: deps native-test native-asan-test fuzz format-check elixir-test elixir-asan-test
+# Two pipelines side by side: the native checks (compiler-bound) and the ExUnit runs (mostly
+# waiting on sockets, peers and timers). The native one runs at the lowest CPU priority, so the
+# test VMs get a core whenever they want one and their timing stays what it is on an idle
+# machine. Output is kept per pipeline (--output-sync). rebar-test is not in the list:
+# test/consumer_app_test.exs builds a rebar3 project with this checkout in _checkouts and loads
+# the NIF from erl (in elixir-test).
+test: deps format-check
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse native-checks elixir-checks
+
+native-checks:
+	nice -n 19 $(MAKE) --no-print-directory native-test native-asan-test fuzz
+
+elixir-checks:
+	$(MAKE) --no-print-directory elixir-test elixir-asan-test
 
 native-test:
 	cmake -S . -B $(BUILD)/test -DDALA_WERROR=ON -DDALA_BUILD_NIF=OFF >/dev/null
@@ -75,7 +86,7 @@ rebar-test:
 # whichever ends first. A crash input is written to $(BUILD)/sanitize/<target>-crash-*.
 FUZZ_TARGETS := fuzz_epmd_names fuzz_epmd_port2 fuzz_epmd_kill fuzz_node_name fuzz_cookie
 FUZZ_RUNS ?= 200000
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 40
 
 # The targets run side by side (each is single-threaded), every one to its end, then the first
 # failure is reported.

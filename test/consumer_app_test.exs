@@ -172,8 +172,10 @@ defmodule Dala.MissingToolTest do
 
   # The one line Mix prints for the failure.
   defp failure(out) do
-    [line] = Regex.run(~r/^\*\* \(Mix\) (.*)$/m, out, capture: :all_but_first)
-    line
+    case Regex.run(~r/^\*\* \(Mix\) (.*)$/m, out, capture: :all_but_first) do
+      [line] -> line
+      nil -> flunk("no `** (Mix)` line in the build's output:\n" <> out)
+    end
   end
 
   test "no cmake on PATH: one message naming cmake and its packages", %{tmp_dir: tmp} do

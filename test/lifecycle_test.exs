@@ -27,9 +27,8 @@ defmodule Dala.LifecycleTest do
       start_android(ctx, delay: 300, dist_port: ctx.dist_port)
 
       assert Dist.status() == {:waiting, :delay}
-      Process.sleep(450)
       # Past the delay, with nothing on the phone's EPMD port: waiting for EPMD, not started.
-      assert Dist.status() == {:waiting, :epmd}
+      assert DistCase.eventually(fn -> Dist.status() == {:waiting, :epmd} end, 5_000)
       refute Node.alive?()
 
       # `adb reverse` comes up: the phone's EPMD port now reaches the laptop's epmd.
