@@ -248,6 +248,27 @@ defmodule Dala.LifecycleRacesTest do
       assert DistCase.eventually(fn -> :sys.get_state(Dala.Dist.Server).status == :idle end)
     end
 
+    test "a stop cut short inside OTP (net_sup's spec left without a process) blocks no later start",
+         ctx do
+      foreign_epmd(ctx)
+      :ok = Dist.ensure_started(host_opts(ctx))
+      assert Dist.await(10_000) == {:ok, ctx.node}
+
+      # What a :net_kernel.stop/0 killed between its terminate_child and delete_child leaves.
+      :ok = :supervisor.terminate_child(:kernel_sup, :net_sup_dynamic)
+      refute Node.alive?()
+      assert DistCase.eventually(fn -> Dist.status() == :idle end)
+
+      :ok = Dist.ensure_started(host_opts(ctx))
+      assert Dist.await(10_000) == {:ok, ctx.node}
+
+      # And a stop in that state leaves OTP able to start again on its own.
+      :ok = :supervisor.terminate_child(:kernel_sup, :net_sup_dynamic)
+      assert Dist.stop() == :ok
+      assert {:ok, _} = :net_kernel.start(ctx.node, %{name_domain: :longnames})
+      :ok = :net_kernel.stop()
+    end
+
     test "distribution started by someone else is {:started, node} and stop/0 stops it", ctx do
       foreign_epmd(ctx)
       {:ok, _} = :net_kernel.start(ctx.node, %{name_domain: :longnames})

@@ -56,6 +56,7 @@ defmodule Dala.Dist.Attempt do
     with :ok <- ensure_epmd(plan, gate, server, epmd_port),
          :ok <- precheck(plan, epmd_port),
          :ok <- prepare(plan),
+         :ok <- clear_stale_net_sup(),
          {:ok, _pid} <- :net_kernel.start(plan.node, %{name_domain: :longnames}),
          :ok <- set_cookie(plan.cookie) do
       {:started, node()}
@@ -78,6 +79,23 @@ defmodule Dala.Dist.Attempt do
   end
 
   defp phase(server, phase), do: send(server, {:dala_dist_phase, self(), phase})
+
+  # :net_kernel.stop/0 is terminate_child, then delete_child of kernel_sup's net_sup_dynamic
+  # (OTP 25, erl_distribution:stop/0). Killed between the two (a server crash during a stop, or
+  # anyone's stop interrupted), it leaves the spec without a process, and every later
+  # :net_kernel.start/2 says {:error, :already_present}. With distribution down such a spec is
+  # stale: remove it. A spec with a process is left alone.
+  defp clear_stale_net_sup do
+    stale? =
+      Enum.any?(:supervisor.which_children(:kernel_sup), fn {id, pid, _, _} ->
+        id == :net_sup_dynamic and not is_pid(pid)
+      end)
+
+    if stale? and not Node.alive?(),
+      do: _ = :supervisor.delete_child(:kernel_sup, :net_sup_dynamic)
+
+    :ok
+  end
 
   defp ensure_epmd(%{platform: :android} = plan, gate, _server, port) do
     await_gate(gate, port, plan.epmd_timeout)
@@ -209,7 +227,7 @@ defmodule Dala.Dist.Attempt do
   defp stop_net_kernel do
     cond do
       not Node.alive?() ->
-        :ok
+        clear_stale_net_sup()
 
       launcher_owned?() ->
         {:error, :not_allowed}

@@ -50,7 +50,7 @@ defmodule Mix.Tasks.Dala.Connect do
   @impl Mix.Task
   def run(args) do
     {opts, app} = parse!(args)
-    compile_quietly()
+    Mix.Dala.compile_quietly()
 
     case connect(app, opts) do
       {:ok, phone} -> finish(phone, app, opts)
@@ -182,17 +182,5 @@ defmodule Mix.Tasks.Dala.Connect do
     if Process.get(:countdown), do: IO.write(:stderr, "\n")
     Mix.shell().error("dala.connect: " <> sentence)
     exit({:shutdown, 1})
-  end
-
-  # The native library derives the cookie: compile (quietly) when Mix has not yet.
-  defp compile_quietly do
-    shell = Mix.shell()
-    Mix.shell(Mix.Shell.Quiet)
-
-    try do
-      Mix.Task.run("compile", [])
-    after
-      Mix.shell(shell)
-    end
   end
 end

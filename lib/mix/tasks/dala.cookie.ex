@@ -33,7 +33,7 @@ defmodule Mix.Tasks.Dala.Cookie do
   def run(args) do
     case args do
       [env_var, app_name] ->
-        compile_quietly()
+        Mix.Dala.compile_quietly()
         IO.puts(cookie!(env_var, app_name))
 
       _ ->
@@ -54,19 +54,5 @@ defmodule Mix.Tasks.Dala.Cookie do
     end
   rescue
     e in ArgumentError -> Mix.raise(Exception.message(e))
-  end
-
-  # The NIF must be built for the cookie to be derived. From the command line Mix has
-  # compiled already (to find this task) and this is a no-op; from an alias or another
-  # task it may not have, and then its progress lines must not reach stdout.
-  defp compile_quietly do
-    shell = Mix.shell()
-    Mix.shell(Mix.Shell.Quiet)
-
-    try do
-      Mix.Task.run("compile", [])
-    after
-      Mix.shell(shell)
-    end
   end
 end

@@ -32,7 +32,7 @@ defmodule Mix.Tasks.Dala.Devices do
         _ -> Mix.raise("usage: mix dala.devices [--app APP]")
       end
 
-    compile_quietly()
+    Mix.Dala.compile_quietly()
 
     case Laptop.devices(app) do
       {:ok, view} ->
@@ -81,15 +81,4 @@ defmodule Mix.Tasks.Dala.Devices do
 
   defp list([]), do: "none"
   defp list(items), do: Enum.join(items, ", ")
-
-  defp compile_quietly do
-    shell = Mix.shell()
-    Mix.shell(Mix.Shell.Quiet)
-
-    try do
-      Mix.Task.run("compile", [])
-    after
-      Mix.shell(shell)
-    end
-  end
 end

@@ -1,0 +1,20 @@
+defmodule Mix.Dala do
+  @moduledoc false
+  # What the dala.* Mix tasks share.
+
+  @doc false
+  # The NIF must be built for the tasks to derive a cookie or ask EPMD. From the command line
+  # Mix has compiled already (to find the task) and this is a no-op; from an alias or another
+  # task it may not have, and then its progress lines must not reach stdout.
+  @spec compile_quietly() :: term()
+  def compile_quietly do
+    shell = Mix.shell()
+    Mix.shell(Mix.Shell.Quiet)
+
+    try do
+      Mix.Task.run("compile", [])
+    after
+      Mix.shell(shell)
+    end
+  end
+end
