@@ -199,7 +199,7 @@ defmodule Dala.ConnectTest do
 
     # Should the test fail: script ends its child (the task), and the shell ends with the task.
     {:os_pid, script_pid} = Port.info(port, :os_pid)
-    on_exit(fn -> System.cmd("kill", ["-TERM", "#{script_pid}"], stderr_to_stdout: true) end)
+    on_exit(fn -> Dala.Test.Net.signal_if(script_pid, "TERM", "script") end)
 
     prompt = "iex(#{name}@127.0.0.1)"
     out = read_until(port, "", &(&1 =~ prompt))

@@ -88,7 +88,7 @@ defmodule Dala.FleetTest do
       ])
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
-    on_exit(fn -> System.cmd("kill", ["-9", Integer.to_string(os_pid)]) end)
+    on_exit(fn -> Dala.Test.Net.signal_if(os_pid, "KILL", "beam") end)
     port
   end
 

@@ -16,4 +16,7 @@ exclude =
       [:vm_dist]
   end
 
+# OS processes the tests start, by OS pid, for Dala.Test.Net's guardians.
+{:ok, _} = Registry.start_link(keys: :unique, name: Dala.Test.OsPids)
+
 ExUnit.start(exclude: exclude, capture_log: true)

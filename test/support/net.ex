@@ -80,6 +80,10 @@ defmodule Dala.Test.Net do
           ])
 
         {:os_pid, os_pid} = Port.info(port, :os_pid)
+        # Signals go through this guardian, which knows whether its process still runs: OS
+        # pids wrap around (pid_max is 32768 here), so a kill by a stale pid could hit a
+        # stranger (a compiler, another test's mix).
+        {:ok, _} = Registry.register(Dala.Test.OsPids, os_pid, nil)
         send(parent, {ref, os_pid})
         guard_os(port, os_pid, parent)
       end)
@@ -98,46 +102,102 @@ defmodule Dala.Test.Net do
       {^port, {:data, _}} ->
         guard_os(port, os_pid, parent)
 
+      {:signal, signal, from, tag} ->
+        # An exit already reported by the port means the pid is no longer ours to signal.
+        receive do
+          {^port, {:exit_status, _}} -> send(from, {tag, :gone})
+        after
+          0 ->
+            System.cmd("kill", ["-#{signal}", Integer.to_string(os_pid)], stderr_to_stdout: true)
+            send(from, {tag, :ok})
+            guard_os(port, os_pid, parent)
+        end
+
       {^port, {:exit_status, _}} ->
         :ok
 
       {:EXIT, ^parent, _} ->
-        kill_os(os_pid, "KILL")
+        System.cmd("kill", ["-KILL", Integer.to_string(os_pid)], stderr_to_stdout: true)
+
+        # Gone (reaped) before this guardian, and so its name, is.
+        receive do
+          {^port, {:exit_status, _}} -> :ok
+        after
+          5_000 -> :ok
+        end
 
       {:EXIT, _, _} ->
         guard_os(port, os_pid, parent)
     end
   end
 
-  @doc "Stops an epmd (or any OS process) started by `start_epmd/2` by its OS pid; waits until it is gone."
+  @doc """
+  Stops an OS process started by `start_epmd/2` or `spawn_os/3`, by its OS pid: TERM, then
+  KILL after 2 s; returns once it is gone. A process that has already exited is left alone.
+  """
   @spec stop_epmd(non_neg_integer()) :: :ok
   def stop_epmd(os_pid) when is_integer(os_pid) and os_pid > 1 do
-    kill_os(os_pid, "TERM")
+    signal_os(os_pid, "TERM")
 
     unless wait_gone(os_pid, 2_000) do
-      kill_os(os_pid, "KILL")
+      signal_os(os_pid, "KILL")
       wait_gone(os_pid, 5_000) || raise "OS process #{os_pid} did not exit"
     end
 
     :ok
   end
 
-  @doc "Sends `signal` (e.g. `\"STOP\"`, `\"CONT\"`, `\"KILL\"`) to an OS process this test started."
+  @doc """
+  Sends `signal` (e.g. `"STOP"`, `"CONT"`, `"KILL"`) to an OS process started by
+  `spawn_os/3`, only while it runs (never to a pid that has been reused since).
+  """
   @spec signal_os(non_neg_integer(), String.t()) :: :ok
-  def signal_os(os_pid, signal) when is_integer(os_pid) and os_pid > 1,
-    do: kill_os(os_pid, signal)
+  def signal_os(os_pid, signal) when is_integer(os_pid) and os_pid > 1 do
+    with guardian when is_pid(guardian) <- guardian(os_pid) do
+      tag = Process.monitor(guardian)
+      send(guardian, {:signal, signal, self(), tag})
 
-  defp kill_os(os_pid, signal) do
-    System.cmd("kill", ["-#{signal}", Integer.to_string(os_pid)], stderr_to_stdout: true)
+      receive do
+        {^tag, _} -> Process.demonitor(tag, [:flush])
+        {:DOWN, ^tag, _, _, _} -> :ok
+      end
+    end
+
     :ok
   end
 
-  # Gone means reaped (no /proc entry, not even a zombie); the VM's child helper reaps promptly.
+  @doc """
+  Sends `signal` to `os_pid` only while its command line contains `program` (e.g. `"beam"`):
+  for OS processes not started by `spawn_os/3`, whose pid may have been reused since (pid_max is
+  32768 here). Returns whether it sent the signal.
+  """
+  @spec signal_if(non_neg_integer(), String.t(), String.t()) :: boolean()
+  def signal_if(os_pid, signal, program) do
+    case File.read("/proc/#{os_pid}/cmdline") do
+      {:ok, cmdline} ->
+        cmdline =~ program and
+          match?({_, 0}, System.cmd("kill", ["-#{signal}", "#{os_pid}"], stderr_to_stdout: true))
+
+      {:error, _} ->
+        false
+    end
+  end
+
+  # The guardian of an OS process spawn_os/3 started, while it runs (test_helper.exs starts the
+  # registry; its keys are integers, so the suite's atom count stays put).
+  defp guardian(os_pid) do
+    case Registry.lookup(Dala.Test.OsPids, os_pid) do
+      [{pid, _}] -> if Process.alive?(pid), do: pid
+      [] -> nil
+    end
+  end
+
+  # Gone once its guardian has seen the exit (the port's exit_status, after the VM reaped it).
   defp wait_gone(os_pid, ms) do
     deadline = System.monotonic_time(:millisecond) + ms
 
     Stream.repeatedly(fn ->
-      gone = not File.exists?("/proc/#{os_pid}")
+      gone = guardian(os_pid) == nil
       unless gone, do: Process.sleep(5)
       gone
     end)

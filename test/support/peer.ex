@@ -97,7 +97,8 @@ defmodule Dala.Test.Peer do
   (the VM's child reaper collects it), waited for at most 5 s.
   """
   def stop({port, os_pid}) do
-    System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+    # OS pids wrap around (pid_max is 32768 here): kill only while the pid is still a BEAM.
+    Dala.Test.Net.signal_if(os_pid, "KILL", "beam")
 
     if Port.info(port, :connected) == {:connected, self()} do
       receive do
