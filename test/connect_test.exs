@@ -8,6 +8,9 @@ defmodule Dala.ConnectTest do
 
   alias Dala.Test.{Net, Peer}
 
+  # :laptop: these tasks run on the developer's machine, never on a phone (the arm64 run of
+  # cross/run.sh leaves them out; its demo step drives them against an arm64 phone instead).
+  @moduletag :laptop
   @moduletag timeout: 120_000
   @fake_adb Path.expand("support/fake_adb", __DIR__)
   @secret_var "CONNECT_TEST_SECRET"
