@@ -270,17 +270,16 @@ defmodule Dala.Dist do
 
   def await(timeout) do
     raise ArgumentError,
-          "timeout must be a non-negative integer (milliseconds), got: #{inspect(timeout, limit: 5)}"
+          "timeout must be a non-negative integer (milliseconds), got: #{Check.short(timeout)}"
   end
 
   # A final status is answered from the table, in the caller; only a start or a stop in
   # progress is waited for, by the server, which answers at the deadline at the latest.
   defp await_until(deadline) do
     case Server.status() do
-      {:started, node} -> {:ok, node}
-      {reason, detail} when reason in [:skipped, :failed] -> {:error, detail}
-      :idle -> {:error, :idle}
-      _in_progress -> await_server(deadline)
+      {:waiting, _} -> await_server(deadline)
+      :stopping -> await_server(deadline)
+      final -> Server.outcome(final)
     end
   end
 

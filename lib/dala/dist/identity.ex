@@ -75,7 +75,7 @@ defmodule Dala.Dist.Identity do
           :error ->
             Logger.warning(
               "#{@port_var} must be an integer in 1..65535 or \"auto\", got " <>
-                "#{inspect(value, printable_limit: 64)}; ignoring it and using #{@default_dist_port}"
+                "#{Dala.Dist.Check.short(value)}; ignoring it and using #{@default_dist_port}"
             )
 
             @default_dist_port

@@ -48,14 +48,18 @@ defmodule Dala.Dist.Port do
 
   def auto(node) when is_binary(node) do
     case node |> String.split("@", parts: 2) |> hd() do
-      "" -> raise ArgumentError, "node must have a non-empty name part, got: #{inspect(node)}"
-      name -> @base + rem(:erlang.crc32(name), @size)
+      "" ->
+        raise ArgumentError,
+              "node must have a non-empty name part, got: #{Dala.Dist.Check.short(node)}"
+
+      name ->
+        @base + rem(:erlang.crc32(name), @size)
     end
   end
 
   def auto(other) do
     raise ArgumentError,
-          "node must be a node name atom or string, got: #{inspect(other, limit: 5)}"
+          "node must be a node name atom or string, got: #{Dala.Dist.Check.short(other)}"
   end
 
   @doc """

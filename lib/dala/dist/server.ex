@@ -347,10 +347,12 @@ defmodule Dala.Dist.Server do
     %{state | status: status}
   end
 
-  defp outcome({:started, node}), do: {:ok, node}
-  defp outcome({:skipped, reason}), do: {:error, reason}
-  defp outcome({:failed, reason}), do: {:error, reason}
-  defp outcome(:idle), do: {:error, :idle}
+  @doc false
+  # What await/1 returns for a final status (Dala.Dist answers those itself, from the table).
+  def outcome({:started, node}), do: {:ok, node}
+  def outcome({:skipped, reason}), do: {:error, reason}
+  def outcome({:failed, reason}), do: {:error, reason}
+  def outcome(:idle), do: {:error, :idle}
 
   defp reply_waiters(state, reply) do
     for {from, timer} <- state.waiters do
