@@ -21,16 +21,13 @@ defmodule Dala.Laptop do
   @typedoc "What answers on a dist port: a listener, nothing, or a tunnel that accepts and closes."
   @type probe :: :answers | :closed | :refused
 
-  @doc "The laptop's EPMD port: `ERL_EPMD_PORT` when it holds a port number, else 4369."
+  @doc """
+  The laptop's EPMD port: the one this VM's OTP uses (`ERL_EPMD_PORT`, which `erl` turns into
+  `-epmd_port`), else 4369. Raises `ArgumentError` naming `ERL_EPMD_PORT` for a bad value (the
+  tasks check it first, with `Mix.Dala.epmd_port!/0`).
+  """
   @spec epmd_port() :: :inet.port_number()
-  def epmd_port do
-    with value when is_binary(value) <- System.get_env("ERL_EPMD_PORT"),
-         {port, ""} when port in 1..65_535 <- Integer.parse(String.trim(value)) do
-      port
-    else
-      _ -> 4369
-    end
-  end
+  def epmd_port, do: Dala.Dist.Epmd.port()
 
   @doc "The default variable of an app's cookie secret: `<APP upcased>_DIST_COOKIE`."
   @spec default_cookie_env(String.t()) :: String.t()
@@ -85,11 +82,12 @@ defmodule Dala.Laptop do
   @spec device_of(String.t(), [String.t()], String.t() | nil) :: String.t() | nil
   def device_of(name, serials, app \\ nil) do
     Enum.find(serials, fn serial ->
-      suffix = serial_suffix(serial)
-
-      if app,
-        do: device_name(app, serial) == name,
-        else: suffix != nil and String.ends_with?(name, "_" <> suffix)
+      if app do
+        device_name(app, serial) == name
+      else
+        suffix = serial_suffix(serial)
+        suffix != nil and String.ends_with?(name, "_" <> suffix)
+      end
     end)
   end
 
@@ -169,7 +167,7 @@ defmodule Dala.Laptop do
             probe: probe,
             device: device_of(name, serials, app),
             forward: forwards[port],
-            shared_with: for({other, ^port} <- names, other != name, do: other)
+            shared_with: shared_with({name, port}, names)
           }
         end
 
@@ -179,11 +177,7 @@ defmodule Dala.Laptop do
 
   defp adb_view do
     with {:ok, serials} <- Adb.devices() do
-      forwards =
-        case Adb.forwards() do
-          {:ok, forwards} -> forwards
-          {:error, _} -> %{}
-        end
+      forwards = forwards_or_none()
 
       reverses =
         Map.new(serials, fn serial ->
@@ -196,6 +190,14 @@ defmodule Dala.Laptop do
       %{serials: serials, forwards: forwards, reverses: reverses}
     else
       {:error, _} -> nil
+    end
+  end
+
+  # The forwards in place (port => serial); none when adb cannot list them.
+  defp forwards_or_none do
+    case Adb.forwards() do
+      {:ok, forwards} -> forwards
+      {:error, _} -> %{}
     end
   end
 
@@ -247,6 +249,11 @@ defmodule Dala.Laptop do
     do:
       "adb was not found (neither DALA_ADB nor adb on PATH): install the Android platform " <>
         "tools, or pass --no-adb when the tunnels are already in place."
+
+  defp adb_failed(what, {:adb_timeout, ms}),
+    do:
+      "`adb #{what}` did not answer within #{ms} ms: check the device with `adb devices` " <>
+        "(offline or unauthorized?), or pass --no-adb when the tunnels are already in place."
 
   defp adb_failed(what, {:adb, status, out}),
     do:
@@ -301,7 +308,7 @@ defmodule Dala.Laptop do
 
   @doc "The name part of a node name (`\"a@h\"` → `\"a\"`)."
   @spec node_name(String.t()) :: String.t()
-  def node_name(node), do: node |> String.split("@", parts: 2) |> hd()
+  def node_name(node), do: Dala.Dist.Port.name_part(node)
 
   defp not_registered(app, target, epmd_port, names) do
     registered =
@@ -327,13 +334,16 @@ defmodule Dala.Laptop do
       "one of the registered nodes."
   end
 
+  defp shared_with({name, port}, names),
+    do: for({other, ^port} <- names, other != name, do: other)
+
   @doc """
   Checks that no other node registered the same dist port as `{name, port}` (the laptop can
   forward one local port to one device only).
   """
   @spec check_shared_port(entry(), [entry()]) :: :ok | {:error, String.t()}
   def check_shared_port({name, port}, names) do
-    case for({other, ^port} <- names, other != name, do: other) do
+    case shared_with({name, port}, names) do
       [] ->
         :ok
 
@@ -346,16 +356,12 @@ defmodule Dala.Laptop do
   end
 
   @doc """
-  Step 1, second half: `adb forward tcp:P tcp:P` to `serial` for the node's port, unless that
+  Step 3 of `mix dala.connect`: `adb forward tcp:P tcp:P` to `serial` for the node's port, unless that
   forward is in place; refuses a port already forwarded to another device.
   """
   @spec forward(entry(), String.t()) :: :ok | {:error, String.t()}
   def forward({name, port}, serial) do
-    forwards =
-      case Adb.forwards() do
-        {:ok, forwards} -> forwards
-        {:error, _} -> %{}
-      end
+    forwards = forwards_or_none()
 
     case forwards[port] do
       ^serial ->
@@ -416,7 +422,7 @@ defmodule Dala.Laptop do
   end
 
   @doc """
-  Step 3: starts this VM as a hidden node on loopback (a random `dala_connect_<n>@127.0.0.1`),
+  Step 4 of `mix dala.connect`: starts this VM as a hidden node on loopback (a random `dala_connect_<n>@127.0.0.1`),
   sets `cookie` and connects to `node`. A refused handshake is the sentence naming
   `cookie_env` (never the cookie or the secret).
   """
@@ -476,6 +482,8 @@ defmodule Dala.Laptop do
        "--eval failed on #{node} (#{kind}: #{inspect(reason, limit: 10)}); fix the expression."}
   end
 
-  defp list_or_none([]), do: "none"
-  defp list_or_none(list), do: Enum.join(list, ", ")
+  @doc false
+  # "a, b" or "none": how the tasks print a list.
+  def list_or_none([]), do: "none"
+  def list_or_none(list), do: Enum.join(list, ", ")
 end

@@ -17,4 +17,13 @@ defmodule Mix.Dala do
       Mix.shell(shell)
     end
   end
+
+  @doc false
+  # The laptop's EPMD port; a bad ERL_EPMD_PORT stops the task with one sentence naming it.
+  @spec epmd_port!() :: :inet.port_number()
+  def epmd_port! do
+    Dala.Laptop.epmd_port()
+  rescue
+    e in ArgumentError -> Mix.raise(Exception.message(e))
+  end
 end

@@ -326,5 +326,5 @@ defmodule Dala.Dist.Attempt do
     poll_loop(deadline, fun)
   end
 
-  defp short_name(node), do: node |> Atom.to_string() |> String.split("@") |> hd()
+  defp short_name(node), do: node |> Atom.to_string() |> Dala.Dist.Port.name_part()
 end

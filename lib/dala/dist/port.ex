@@ -47,7 +47,7 @@ defmodule Dala.Dist.Port do
     do: auto(Atom.to_string(node))
 
   def auto(node) when is_binary(node) do
-    case node |> String.split("@", parts: 2) |> hd() do
+    case name_part(node) do
       "" ->
         raise ArgumentError,
               "node must have a non-empty name part, got: #{Dala.Dist.Check.short(node)}"
@@ -72,4 +72,9 @@ defmodule Dala.Dist.Port do
   """
   @spec auto(atom(), String.t() | nil) :: 9100..9899
   def auto(base_node, suffix), do: base_node |> Dala.Dist.apply_suffix(suffix) |> auto()
+
+  @doc false
+  # The part of a node name (a string) before `@`; the whole string when it has none.
+  @spec name_part(String.t()) :: String.t()
+  def name_part(node), do: node |> String.split("@", parts: 2) |> hd()
 end

@@ -17,8 +17,12 @@ defmodule Dala.Laptop.Adb do
   @typedoc "A device serial, as `adb devices` prints it."
   @type serial :: String.t()
 
-  @typedoc "Why an adb call failed: no executable, or its exit status and output."
-  @type error :: :no_adb | {:adb, non_neg_integer(), String.t()}
+  @typedoc """
+  Why an adb call failed: no executable, its exit status and output, or no answer within the
+  bound (`adb_timeout_ms` of the `:dala` application environment, 15_000 by default: an
+  offline or unauthorized device can hold `adb` indefinitely).
+  """
+  @type error :: :no_adb | {:adb, non_neg_integer(), String.t()} | {:adb_timeout, pos_integer()}
 
   @doc "The adb executable (`DALA_ADB`, else `adb` on `PATH`), or `nil` when there is none."
   @spec executable() :: Path.t() | nil
@@ -88,9 +92,13 @@ defmodule Dala.Laptop.Adb do
         {:error, :no_adb}
 
       exe ->
-        case System.cmd(exe, args, stderr_to_stdout: true) do
-          {out, 0} -> {:ok, out}
-          {out, status} -> {:error, {:adb, status, String.trim(out)}}
+        timeout = Application.get_env(:dala, :adb_timeout_ms, 15_000)
+        task = Task.async(fn -> System.cmd(exe, args, stderr_to_stdout: true) end)
+
+        case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
+          {:ok, {out, 0}} -> {:ok, out}
+          {:ok, {out, status}} -> {:error, {:adb, status, String.trim(out)}}
+          nil -> {:error, {:adb_timeout, timeout}}
         end
     end
   end

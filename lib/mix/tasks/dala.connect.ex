@@ -51,6 +51,7 @@ defmodule Mix.Tasks.Dala.Connect do
   def run(args) do
     {opts, app} = parse!(args)
     Mix.Dala.compile_quietly()
+    Mix.Dala.epmd_port!()
 
     case connect(app, opts) do
       {:ok, phone} -> finish(phone, app, opts)

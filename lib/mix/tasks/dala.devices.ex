@@ -7,8 +7,8 @@ defmodule Mix.Tasks.Dala.Devices do
 
       EPMD 127.0.0.1:4369: 2 nodes
       adb: devices emulator-5554, R58M12ABC; reverse tcp:4369 on emulator-5554, R58M12ABC
-      my_app_emulator-5554  port 9498 (auto)  answers      device emulator-5554  forward emulator-5554
-      my_app_R58M12ABC      port 9100         no answer    device R58M12ABC      no forward  SHARED PORT with ...
+      my_app_emulator-5554  port 9680 (auto)  answers     device emulator-5554  forward emulator-5554
+      my_app_R58M12ABC      port 9100         no answer   device R58M12ABC  forward none
 
   Each line: the node's name; its dist port (`(auto)` when it is the port
   `Dala.Dist.Port.auto/1` derives for that name); whether something answers on
@@ -33,6 +33,7 @@ defmodule Mix.Tasks.Dala.Devices do
       end
 
     Mix.Dala.compile_quietly()
+    Mix.Dala.epmd_port!()
 
     case Laptop.devices(app) do
       {:ok, view} ->
@@ -55,7 +56,9 @@ defmodule Mix.Tasks.Dala.Devices do
       %{serials: serials, reverses: reverses} ->
         reversed = for s <- serials, epmd in Map.get(reverses, s, []), do: s
 
-        IO.puts("adb: devices #{list(serials)}; reverse tcp:#{epmd} on #{list(reversed)}")
+        IO.puts(
+          "adb: devices #{Laptop.list_or_none(serials)}; reverse tcp:#{epmd} on #{Laptop.list_or_none(reversed)}"
+        )
     end
 
     width = rows |> Enum.map(&String.length(&1.name)) |> Enum.max(fn -> 0 end)
@@ -78,7 +81,4 @@ defmodule Mix.Tasks.Dala.Devices do
   defp probe(:answers), do: "answers"
   defp probe(:closed), do: "closes"
   defp probe(:refused), do: "no answer"
-
-  defp list([]), do: "none"
-  defp list(items), do: Enum.join(items, ", ")
 end
